@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct EBFTDist: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ebft-dist",
+        abstract: "Energy-based fine-tuning (EBFT) of language models across MPI ranks, on CPUs.",
+        subcommands: [])
+}
