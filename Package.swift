@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
@@ -26,10 +27,15 @@ let package = Package(
         .target(name: "Model", dependencies: ["COpenBLAS"], swiftSettings: fast),
         .target(name: "Rollout", dependencies: ["Model"], swiftSettings: fast),
         .target(name: "Learner", dependencies: ["Model", "Rollout"], swiftSettings: fast),
+        // The step loop where Rollout and Learner meet, the run configuration, metrics.
+        .target(name: "Trainer",
+                dependencies: ["Distributed", "Model", "Rollout", "Learner",
+                               .product(name: "Yams", package: "Yams")],
+                swiftSettings: fast),
         .executableTarget(
             name: "ebft-dist",
             dependencies: [
-                "Distributed", "Model", "Rollout", "Learner",
+                "Distributed", "Model", "Rollout", "Learner", "Trainer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),
@@ -37,6 +43,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Model"]),
         .testTarget(name: "LearnerTests", dependencies: ["Learner", "Rollout", "Model"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Distributed", "Model", "Rollout", "Learner"]),
         .testTarget(name: "EndToEndTests", dependencies: []),
     ],
     swiftLanguageModes: [.v5]

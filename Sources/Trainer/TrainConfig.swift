@@ -1,0 +1,295 @@
+import Foundation
+import Yams
+
+/// The one run configuration: loaded from a preset and/or a YAML file, overridden field by
+/// field (`key=value`), checked by `validate()`, printed in full at start and saved with
+/// every checkpoint. Field names are the YAML keys; defaults follow the authors' code
+/// (spec §9) except where a preset says otherwise.
+public struct TrainConfig: Codable, Equatable, Sendable {
+    // MARK: model and data
+    /// Policy model (GGUF or our safetensors checkpoint directory); nil = the installed SmolLM2.
+    public var model: String? = nil
+    /// Frozen feature network; nil = a copy of the initial policy weights (spec §5.1).
+    public var critic: String? = nil
+    /// `code` (unstructured stdlib code), later `qa-code`, `translation`.
+    public var task: String = "code"
+    /// `ebft`, later `sft`, `rlvr`.
+    public var method: String = "ebft"
+    /// Root of the code corpus (Python standard library sources).
+    public var corpusRoot: String = "/usr/lib/python3.11"
+    /// Fraction of corpus files held out for validation (split by path hash).
+    public var validationFraction: Double = 0.05
+
+    // MARK: strided sampling geometry (spec §1, §4)
+    /// Chunk length P.
+    public var chunkLength: Int = 1024
+    /// First anchor c (shortest context).
+    public var contextLength: Int = 8
+    /// Block length G (tokens generated per rollout).
+    public var generateLength: Int = 8
+    /// Anchor stride s.
+    public var stride: Int = 8
+    /// Samples per chunk n.
+    public var samplesPerChunk: Int = 4
+    /// Chunks per optimizer step (rollout batch size).
+    public var chunksPerStep: Int = 16
+    public var temperature: Double = 0.6
+    public var topP: Double = 1.0
+
+    // MARK: rewards (spec §2.4–§2.6, §5)
+    public var alignmentCoef: Double = 1.0
+    public var diversityCoef: Double = 0.5
+    public var ceCoef: Double = 0.03
+    public var whitening: Bool = true
+    /// `code` (n×n operator on the replicated GT, the default) or `feature-space` (paper).
+    public var gtWhitening: String = "code"
+    /// `last-token` or `mean`.
+    public var pooling: String = "last-token"
+
+    // MARK: optimisation (spec §7)
+    public var learningRate: Double = 1e-6
+    public var warmupRatio: Double = 0.03
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.95
+    public var adamEps: Double = 1e-8
+    public var weightDecay: Double = 0.0
+    public var maxGradNorm: Double = 1.0
+    /// Optimizer steps; 0 = derive from `episodes` and the corpus size.
+    public var steps: Int = 0
+    public var episodes: Int = 2
+    public var seed: UInt64 = 43
+
+    // MARK: evaluation, checkpoints, output
+    public var evalEvery: Int = 100
+    public var evalChunks: Int = 128
+    public var saveEvery: Int = 0
+    public var runDir: String = "runs/latest"
+
+    // MARK: distribution (issue 5)
+    public var learners: Int = 1
+    public var colocate: Bool = false
+    public var async: Bool = false
+    public var stallTimeout: Double = 300
+
+    public init() {}
+
+    // MARK: presets
+
+    public static let presetNames = ["small", "code", "translation"]
+
+    /// `small`: runs on 2 cores in minutes (SmolLM2, stdlib code, P=128, c=G=s=8, n=4).
+    /// `code`: spec §9.2 unstructured code (P=1024, c=G=s=8). `translation`: P=1024, c=G=4, s=2,
+    /// mean pooling.
+    public static func preset(_ name: String) throws -> TrainConfig {
+        var c = TrainConfig()
+        switch name {
+        case "code":
+            break
+        case "small":
+            c.chunkLength = 128
+            c.chunksPerStep = 2
+            c.learningRate = 1e-5
+            c.steps = 30
+            c.evalEvery = 10
+            c.evalChunks = 8
+            c.runDir = "runs/small"
+        case "translation":
+            c.task = "translation"
+            c.contextLength = 4
+            c.generateLength = 4
+            c.stride = 2
+            c.pooling = "mean"
+        default:
+            throw ConfigError.unknownPreset(name, known: presetNames)
+        }
+        return c
+    }
+
+    // MARK: derived geometry
+
+    /// Blocks per chunk K = (P − G − c)/s + 1.
+    public var blocksPerChunk: Int { (chunkLength - generateLength - contextLength) / stride + 1 }
+
+    // MARK: validation
+
+    /// Checks every field; the error names the field and what is allowed.
+    public func validate() throws {
+        func need(_ ok: Bool, _ field: String, _ why: String) throws {
+            if !ok { throw ConfigError.invalid(field: field, reason: why) }
+        }
+        try need(["code", "qa-code", "translation"].contains(task), "task", "must be code, qa-code or translation")
+        try need(["ebft", "sft", "rlvr"].contains(method), "method", "must be ebft, sft or rlvr")
+        try need(validationFraction > 0 && validationFraction < 1, "validation-fraction", "must be in (0, 1)")
+        try need(chunkLength >= 2, "chunk-length", "must be at least 2")
+        try need(contextLength >= 1, "context-length", "must be at least 1 (the first anchor needs a prefix)")
+        try need(generateLength >= 1, "generate-length", "must be at least 1")
+        try need(stride >= 1, "stride", "must be at least 1")
+        try need(contextLength + generateLength <= chunkLength, "context-length",
+                 "context-length + generate-length (\(contextLength + generateLength)) exceeds chunk-length (\(chunkLength))")
+        try need((chunkLength - generateLength - contextLength) % stride == 0, "stride",
+                 "(chunk-length − generate-length − context-length) = \(chunkLength - generateLength - contextLength) must be a multiple of stride \(stride)")
+        try need(samplesPerChunk >= 1, "samples-per-chunk", "must be at least 1")
+        try need(chunksPerStep >= 1, "chunks-per-step", "must be at least 1")
+        try need(temperature >= 0 && temperature.isFinite, "temperature", "must be ≥ 0")
+        try need(topP > 0 && topP <= 1, "top-p", "must be in (0, 1]")
+        try need(alignmentCoef.isFinite && diversityCoef.isFinite && ceCoef.isFinite, "alignment-coef", "coefficients must be finite")
+        try need(ceCoef >= 0, "ce-coef", "must be ≥ 0")
+        try need(["code", "feature-space"].contains(gtWhitening), "gt-whitening", "must be code or feature-space")
+        try need(["last-token", "mean"].contains(pooling), "pooling", "must be last-token or mean")
+        try need(learningRate > 0 && learningRate.isFinite, "learning-rate", "must be > 0")
+        try need(warmupRatio >= 0 && warmupRatio <= 1, "warmup-ratio", "must be in [0, 1]")
+        try need(beta1 >= 0 && beta1 < 1, "beta1", "must be in [0, 1)")
+        try need(beta2 >= 0 && beta2 < 1, "beta2", "must be in [0, 1)")
+        try need(adamEps > 0, "adam-eps", "must be > 0")
+        try need(weightDecay >= 0, "weight-decay", "must be ≥ 0")
+        try need(maxGradNorm > 0, "max-grad-norm", "must be > 0")
+        try need(steps >= 0, "steps", "must be ≥ 0 (0 = derive from episodes)")
+        try need(steps > 0 || episodes >= 1, "episodes", "must be at least 1 when steps is 0")
+        try need(evalEvery >= 0, "eval-every", "must be ≥ 0 (0 = never)")
+        try need(evalChunks >= 1, "eval-chunks", "must be at least 1")
+        try need(saveEvery >= 0, "save-every", "must be ≥ 0 (0 = only at the end)")
+        try need(!runDir.isEmpty, "run-dir", "must not be empty")
+        try need(learners >= 1, "learners", "must be at least 1")
+        try need(stallTimeout > 0, "stall-timeout", "must be > 0 seconds")
+    }
+
+    // MARK: YAML and overrides
+
+    /// The YAML key of each field is its kebab-case name (`chunk-length`).
+    public func yaml() throws -> String {
+        try YAMLEncoder().encode(self)
+    }
+
+    /// Loads a YAML file over `base`: keys present in the file replace the base's values;
+    /// unknown keys are an error (a typo must not silently do nothing).
+    public static func load(yamlFile path: String, over base: TrainConfig = TrainConfig()) throws -> TrainConfig {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ConfigError.unreadable(path: path, reason: "\(error.localizedDescription)")
+        }
+        let node: Any?
+        do { node = try Yams.load(yaml: text) } catch {
+            throw ConfigError.unreadable(path: path, reason: "not valid YAML: \(error)")
+        }
+        guard let map = node as? [String: Any] else {
+            if node == nil { return base }
+            throw ConfigError.unreadable(path: path, reason: "the top level must be a mapping of field: value")
+        }
+        var c = base
+        for (k, v) in map.sorted(by: { $0.key < $1.key }) {
+            try c.set(k, to: v is NSNull ? "null" : "\(v)", source: path)
+        }
+        return c
+    }
+
+    /// Applies one `key=value` override (the CLI's `--set`). Keys are kebab-case or camelCase.
+    public mutating func apply(override: String) throws {
+        guard let eq = override.firstIndex(of: "=") else {
+            throw ConfigError.badOverride(override, reason: "expected key=value")
+        }
+        try set(String(override[..<eq]), to: String(override[override.index(after: eq)...]), source: "--set")
+    }
+
+    /// Sets a field from its text form; the error names the field, the value and the type.
+    public mutating func set(_ key: String, to text: String, source: String = "override") throws {
+        let name = Self.yamlKey(key)
+        var dict = try toDictionary()
+        guard let current = dict[name] ?? (Self.optionalFields.contains(name) ? NSNull() : nil) else {
+            throw ConfigError.unknownField(key, known: Self.allKeys)
+        }
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let value: Any
+        switch current {
+        case is NSNull:
+            value = (t == "null" || t.isEmpty) ? NSNull() : t
+        case is NSNumber where Self.boolFields.contains(name):
+            guard let b = Bool(t.lowercased()) else { throw ConfigError.badValue(field: key, value: t, expected: "true or false", source: source) }
+            value = b
+        case is String:
+            value = t == "null" && Self.optionalFields.contains(name) ? NSNull() : t
+        case is NSNumber:
+            if Self.integerFields.contains(name) {
+                guard let i = Int(t) else { throw ConfigError.badValue(field: key, value: t, expected: "an integer", source: source) }
+                value = i
+            } else {
+                guard let d = Double(t), d.isFinite else { throw ConfigError.badValue(field: key, value: t, expected: "a number", source: source) }
+                value = d
+            }
+        default:
+            throw ConfigError.badValue(field: key, value: t, expected: "a value", source: source)
+        }
+        dict[name] = value
+        let data = try JSONSerialization.data(withJSONObject: dict)
+        do {
+            self = try JSONDecoder().decode(TrainConfig.self, from: data)
+        } catch {
+            throw ConfigError.badValue(field: key, value: t, expected: "a value of the field's type", source: source)
+        }
+    }
+
+    private func toDictionary() throws -> [String: Any] {
+        let data = try JSONEncoder().encode(self)
+        return (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+    }
+
+    /// The kebab-case YAML key for a kebab-case, snake_case or camelCase spelling.
+    static func yamlKey(_ key: String) -> String {
+        var out = ""
+        for ch in key {
+            if ch.isUppercase { out += "-" + ch.lowercased() } else if ch == "_" { out += "-" } else { out.append(ch) }
+        }
+        return out
+    }
+
+    static let optionalFields: Set<String> = ["model", "critic"]
+    static let boolFields: Set<String> = ["whitening", "colocate", "async"]
+    static let integerFields: Set<String> = [
+        "chunk-length", "context-length", "generate-length", "stride", "samples-per-chunk", "chunks-per-step",
+        "steps", "episodes", "seed", "eval-every", "eval-chunks", "save-every", "learners",
+    ]
+
+    /// Every key, kebab-case, in declaration order.
+    public static var allKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case model, critic, task, method
+        case corpusRoot = "corpus-root", validationFraction = "validation-fraction"
+        case chunkLength = "chunk-length", contextLength = "context-length"
+        case generateLength = "generate-length", stride
+        case samplesPerChunk = "samples-per-chunk", chunksPerStep = "chunks-per-step"
+        case temperature, topP = "top-p"
+        case alignmentCoef = "alignment-coef", diversityCoef = "diversity-coef", ceCoef = "ce-coef"
+        case whitening, gtWhitening = "gt-whitening", pooling
+        case learningRate = "learning-rate", warmupRatio = "warmup-ratio"
+        case beta1, beta2, adamEps = "adam-eps", weightDecay = "weight-decay"
+        case maxGradNorm = "max-grad-norm", steps, episodes, seed
+        case evalEvery = "eval-every", evalChunks = "eval-chunks", saveEvery = "save-every"
+        case runDir = "run-dir", learners, colocate, async, stallTimeout = "stall-timeout"
+    }
+}
+
+public enum ConfigError: Error, CustomStringConvertible, Equatable {
+    case unknownPreset(String, known: [String])
+    case unknownField(String, known: [String])
+    case badOverride(String, reason: String)
+    case badValue(field: String, value: String, expected: String, source: String)
+    case invalid(field: String, reason: String)
+    case unreadable(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unknownPreset(p, known):
+            return "unknown preset '\(p)'; choose one of: \(known.joined(separator: ", "))"
+        case let .unknownField(f, known):
+            return "unknown config field '\(f)'; fields are: \(known.joined(separator: ", "))"
+        case let .badOverride(o, reason):
+            return "bad override '\(o)': \(reason)"
+        case let .badValue(field, value, expected, source):
+            return "config field '\(field)' (from \(source)): '\(value)' is not \(expected)"
+        case let .invalid(field, reason):
+            return "config field '\(field)': \(reason)"
+        case let .unreadable(path, reason):
+            return "cannot read config file \(path): \(reason)"
+        }
+    }
+}
