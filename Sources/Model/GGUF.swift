@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,7 +17,7 @@ import Darwin
 
 /// Everything that can be wrong with a GGUF file or with a question asked of it.
 /// The description always names the file and the problem.
-public enum GGUFError: Error, CustomStringConvertible, Equatable {
+public enum GGUFError: Error, CustomStringConvertible, LocalizedError, Equatable {
     case cannotOpen(path: String, reason: String)
     case badMagic(path: String, found: [UInt8])
     case unsupportedVersion(path: String, version: UInt32)
@@ -27,6 +28,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
     case unsupportedTensorType(path: String, tensor: String, type: String)
     case noSuchTensor(path: String, name: String)
 
+    public var errorDescription: String? { description }
+
     public var description: String {
         switch self {
         case let .cannotOpen(path, reason):
@@ -35,7 +38,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
             let hex = found.map { String($0, radix: 16) }.joined(separator: " ")
             return "GGUF file \(path): bad magic (expected \"GGUF\" = 47 47 55 46, found \(hex)); not a GGUF file"
         case let .unsupportedVersion(path, version):
-            return "GGUF file \(path): unsupported GGUF version \(version) (supported: 2, 3)"
+            let hint = [2, 3].contains(version.byteSwapped) ? "; this looks like a big-endian GGUF file, which is not supported" : ""
+            return "GGUF file \(path): unsupported GGUF version \(version) (supported: 2, 3)\(hint)"
         case let .truncated(path, what, offset, fileSize):
             return "GGUF file \(path): truncated: \(what) at byte \(offset) runs past the end of the file (\(fileSize) bytes)"
         case let .invalid(path, problem):
@@ -53,7 +57,7 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
 }
 
 /// A metadata value. Arrays may hold any type, including strings and nested arrays.
-public enum GGUFValue: Equatable, CustomStringConvertible {
+public enum GGUFValue: Equatable, Sendable, CustomStringConvertible {
     case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
     case uint64(UInt64), int64(Int64), float32(Float), float64(Double), bool(Bool), string(String)
     case array([GGUFValue])
@@ -140,7 +144,7 @@ public enum GGUFValue: Equatable, CustomStringConvertible {
 
 /// A ggml tensor type. The supported ones can be dequantised; the other known ones have a
 /// known storage size (so a file using them still opens) but `dequantize` throws.
-public enum GGUFTensorType: Equatable, CustomStringConvertible {
+public enum GGUFTensorType: Equatable, Hashable, Sendable, CustomStringConvertible {
     case f32, f16, bf16, q8_0, q4_0, q4_1
     /// A known ggml type this reader does not dequantise (e.g. Q4_K), by its ggml id.
     case other(UInt32)
@@ -215,7 +219,7 @@ public enum GGUFTensorType: Equatable, CustomStringConvertible {
 }
 
 /// One entry of the tensor table.
-public struct GGUFTensorInfo: Equatable {
+public struct GGUFTensorInfo: Equatable, Sendable {
     public let name: String
     /// GGUF order: `shape[0]` (ne[0]) is the fastest-varying dimension. A 2-D weight with
     /// shape `[in, out]` is PyTorch's row-major `[out, in]`.
@@ -231,8 +235,9 @@ public struct GGUFTensorInfo: Equatable {
     public var rowCount: Int { shape.count <= 1 ? 1 : shape.dropFirst().reduce(1, *) }
 }
 
-/// A memory-mapped GGUF file: metadata, the tensor table and dequantisation.
-public final class GGUFFile {
+/// A memory-mapped GGUF file: metadata, the tensor table and dequantisation. Immutable after
+/// `init` (the mapping is read-only), so it may be shared between threads.
+public final class GGUFFile: @unchecked Sendable {
     public let path: String
     public let version: UInt32
     public let fileSize: Int

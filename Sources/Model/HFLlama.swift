@@ -47,7 +47,7 @@ public enum HFLlama {
         return (n, String(tail[tail.index(after: dot)...]))
     }
 
-    public enum QKRole: Equatable { case query, key }
+    public enum QKRole: Equatable, Sendable { case query, key }
 
     /// Whether a GGUF tensor's rows are stored permuted (attn_q: by n_head; attn_k: by n_kv_head).
     public static func qkRole(ggufName name: String) -> QKRole? {
@@ -117,7 +117,7 @@ public enum HFLlama {
     // MARK: config.json
 
     /// The values of a Llama `config.json`.
-    public struct Config: Equatable {
+    public struct Config: Equatable, Sendable {
         public var hiddenSize: Int
         public var intermediateSize: Int
         public var numAttentionHeads: Int

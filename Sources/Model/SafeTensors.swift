@@ -11,7 +11,9 @@ import Darwin
 // | the byte buffer (offsets relative to its start, tensors contiguous, little-endian, row-major).
 
 /// Everything that can be wrong with a safetensors file; the description names the file.
-public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
+public enum SafeTensorsError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    public var errorDescription: String? { description }
+
     case cannotOpen(path: String, reason: String)
     case truncated(path: String, problem: String)
     case invalidHeader(path: String, problem: String)
@@ -34,7 +36,7 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-public struct SafeTensorsInfo: Equatable {
+public struct SafeTensorsInfo: Equatable, Sendable {
     public let name: String
     /// e.g. "F32", "F16", "BF16" (other standard dtypes are accepted but not converted).
     public let dtype: String
@@ -168,8 +170,9 @@ public enum SafeTensors {
     }
 }
 
-/// A memory-mapped safetensors file with a validated header.
-public final class SafeTensorsFile {
+/// A memory-mapped safetensors file with a validated header. Immutable after `init`, so it may
+/// be shared between threads.
+public final class SafeTensorsFile: @unchecked Sendable {
     public let path: String
     public let fileSize: Int
     /// Absolute offset of the data buffer (8 + header length).

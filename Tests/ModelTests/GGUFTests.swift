@@ -299,6 +299,11 @@ final class GGUFTests: XCTestCase {
             g.version = v
             assertGGUFError(["v.gguf", "unsupported GGUF version \(v)"]) { _ = try GGUFFile(path: file(g.bytes(), "v.gguf")) }
         }
+        var be = good
+        be.version = 0x0300_0000
+        assertGGUFError(["big-endian"]) { _ = try GGUFFile(path: file(be.bytes(), "be.gguf")) }
+        // localizedDescription carries the message too.
+        do { _ = try GGUFFile(path: dir + "/missing.gguf") } catch { XCTAssertTrue(error.localizedDescription.contains("missing.gguf")) }
 
         assertGGUFError(["trunc.gguf", "truncated", "tensor count"]) { _ = try GGUFFile(path: file(Array(goodBytes[..<12]), "trunc.gguf")) }
 
