@@ -114,6 +114,41 @@ public enum HFLlama {
         }
     }
 
+    // MARK: whole tensors
+
+    /// A GGUF tensor as Hugging Face stores it: the HF name, the PyTorch shape (the GGUF shape
+    /// reversed: GGUF [in, out] → [out, in]) and the data with q/k rows in rotate-half order.
+    /// `data` is in GGUF element order (as `GGUFFile.floats` returns it). Nil for unknown names.
+    public static func hfTensor(ggufName: String, ggufShape: [Int], data: [Float],
+                                numHeads: Int, numKVHeads: Int) -> (name: String, shape: [Int], data: [Float])? {
+        guard let name = hfName(fromGGUF: ggufName) else { return nil }
+        let shape = Array(ggufShape.reversed())
+        switch qkRole(ggufName: ggufName) {
+        case .query?:
+            return (name, shape, permuteGGUFToHF(data, rows: shape[0], cols: data.count / shape[0], heads: numHeads))
+        case .key?:
+            return (name, shape, permuteGGUFToHF(data, rows: shape[0], cols: data.count / shape[0], heads: numKVHeads))
+        case nil:
+            return (name, shape, data)
+        }
+    }
+
+    /// The inverse of `hfTensor`: a Hugging Face tensor (PyTorch shape) as GGUF names, orders and
+    /// shapes it. Nil for unknown names.
+    public static func ggufTensor(hfName: String, hfShape: [Int], data: [Float],
+                                  numHeads: Int, numKVHeads: Int) -> (name: String, shape: [Int], data: [Float])? {
+        guard let name = ggufName(fromHF: hfName) else { return nil }
+        let shape = Array(hfShape.reversed())
+        switch qkRole(ggufName: name) {
+        case .query?:
+            return (name, shape, permuteHFToGGUF(data, rows: hfShape[0], cols: data.count / hfShape[0], heads: numHeads))
+        case .key?:
+            return (name, shape, permuteHFToGGUF(data, rows: hfShape[0], cols: data.count / hfShape[0], heads: numKVHeads))
+        case nil:
+            return (name, shape, data)
+        }
+    }
+
     // MARK: config.json
 
     /// The values of a Llama `config.json`.

@@ -82,6 +82,43 @@ final class HFLlamaTests: XCTestCase {
         }
     }
 
+    /// Real tensors through GGUF → HF → safetensors → back to GGUF order, bit for bit.
+    func testRealTensorsThroughHFLayoutAndSafeTensors() throws {
+        let f = try GGUFFile(path: try S.realModel())
+        let dir = try S.tempDir(self)
+        let names = ["blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight", "blk.0.ffn_down.weight",
+                     "blk.0.attn_norm.weight", "output_norm.weight"]
+        var hf = [(name: String, shape: [Int], data: [Float])]()
+        var originals = [String: [Float]]()
+        for n in names {
+            let info = try f.tensor(named: n)
+            let data = try f.floats(n)
+            originals[n] = data
+            let t = try XCTUnwrap(HFLlama.hfTensor(ggufName: n, ggufShape: info.shape, data: data, numHeads: 9, numKVHeads: 3))
+            hf.append(t)
+        }
+        XCTAssertEqual(hf.map(\.shape), [[576, 576], [192, 576], [192, 576], [576, 1536], [576], [576]])
+        XCTAssertEqual(hf[0].name, "model.layers.0.self_attn.q_proj.weight")
+        XCTAssertNotEqual(hf[0].data, originals[names[0]]) // q rows moved
+        XCTAssertNotEqual(hf[1].data, originals[names[1]]) // k rows moved
+        XCTAssertEqual(hf[2].data, originals[names[2]]) // v untouched
+        // k: HF row 1 of head 0 (first half, i = 1) is GGUF row 2.
+        XCTAssertEqual(Array(hf[1].data[576..<1152]), Array(originals[names[1]]![1152..<1728]))
+
+        let path = dir + "/model.safetensors"
+        try SafeTensors.write(tensors: hf, metadata: ["format": "pt"], to: path)
+        let st = try SafeTensorsFile(path: path)
+        for (t, n) in zip(hf, names) {
+            let info = try st.tensor(named: t.name)
+            let back = try XCTUnwrap(HFLlama.ggufTensor(hfName: t.name, hfShape: info.shape, data: try st.floats(t.name),
+                                                        numHeads: 9, numKVHeads: 3))
+            XCTAssertEqual(back.name, n)
+            XCTAssertEqual(back.shape, try f.tensor(named: n).shape)
+            XCTAssertEqual(back.data.map(\.bitPattern), originals[n]!.map(\.bitPattern), n)
+        }
+        XCTAssertNil(HFLlama.hfTensor(ggufName: "rope_freqs.weight", ggufShape: [32], data: [], numHeads: 9, numKVHeads: 3))
+    }
+
     func testConfigJSON() throws {
         let c = HFLlama.Config(hiddenSize: 576, intermediateSize: 1536, numAttentionHeads: 9, numKeyValueHeads: 3,
                                numHiddenLayers: 30, rmsNormEps: 1e-5, ropeTheta: 100000, vocabSize: 49152,
