@@ -27,15 +27,17 @@ let package = Package(
         .target(name: "Model", dependencies: ["COpenBLAS"], swiftSettings: fast),
         .target(name: "Rollout", dependencies: ["Model"], swiftSettings: fast),
         .target(name: "Learner", dependencies: ["Model", "Rollout"], swiftSettings: fast),
+        // Downstream evaluation: code sandbox, pass@k, BLEU, task corpora (HumanEval, de-en).
+        .target(name: "Evaluation", dependencies: [], swiftSettings: fast),
         // The step loop where Rollout and Learner meet, the run configuration, metrics.
         .target(name: "Trainer",
-                dependencies: ["Distributed", "Model", "Rollout", "Learner",
+                dependencies: ["Distributed", "Model", "Rollout", "Learner", "Evaluation",
                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),
         .executableTarget(
             name: "ebft-dist",
             dependencies: [
-                "Distributed", "Model", "Rollout", "Learner", "Trainer",
+                "Distributed", "Model", "Rollout", "Learner", "Evaluation", "Trainer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),
@@ -43,6 +45,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Model"]),
         .testTarget(name: "LearnerTests", dependencies: ["Learner", "Rollout", "Model"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Distributed", "Model", "Rollout", "Learner"]),
         .testTarget(name: "EndToEndTests", dependencies: []),
     ],

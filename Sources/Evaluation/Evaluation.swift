@@ -1,0 +1,1 @@
+/// Evaluation: downstream metrics for code (sandboxed execution, pass@k) and translation (BLEU).
