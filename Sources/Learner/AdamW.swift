@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// AdamW hyper-parameters (spec §7.3: betas (0.9, 0.95), eps 1e-8, weight decay 0).
 public struct AdamWConfig: Codable, Equatable, Sendable {
     // Doubles, like the reference's Python floats: `1 − β` is formed in double and only then
@@ -101,9 +107,3 @@ public struct AdamW: Sendable {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

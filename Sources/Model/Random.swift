@@ -12,21 +12,38 @@ import Foundation
 /// pre-mixed with a word-specific offset, so (a, b) and (b, a) give unrelated outputs, and
 /// the chain is finalised once more by the last `mix`. `uniform` uses the top 53 bits.
 ///
-/// EBFT key convention (sampling): `(seed, chunk id, sample i, block k, token t)`, so that a
-/// token's random draw depends only on its identity — not on the batch layout, the rank
-/// count or the order in which work is done. Other streams (noise for whitening jitter,
-/// initialisation, shuffles) must use a distinct first word (see `Stream`) so they never
-/// collide with sampling keys.
+/// EBFT key conventions:
+/// * strided sampling (training and online eval): `uniform(seed: runSeed, chunk, sample, block, token)`
+///   (`samplingUniform`), so a token's draw depends only on its identity — not on the batch
+///   layout, the rank count or the order in which work is done. Online-eval chunks use
+///   `derive(runSeed, .validationSampling)` as the seed so they never share draws with training
+///   chunks of the same index.
+/// * every other use draws from its own derived seed `derive(runSeed, stream)`: whitening
+///   jitter, shuffles, initialisation, downstream-eval sampling.
 public enum CounterRNG {
     @usableFromInline static let gamma: UInt64 = 0x9E37_79B9_7F4A_7C15
 
-    /// Well-known first-key-word values that keep the different uses apart.
-    public enum Stream: UInt64 {
-        /// Token sampling uses chunk ids directly as the first word; chunk ids are small, so
-        /// the other streams use values with the top bit set.
-        case whiteningJitter = 0x8000_0000_0000_0001
-        case shuffle = 0x8000_0000_0000_0002
-        case initialisation = 0x8000_0000_0000_0003
+    /// The uses that get their own derived seed. The values have the top bit set, so the
+    /// derivation key `(seed, stream, 0, 0, 0)` never equals a sampling key (chunk ids < 2⁶³).
+    public enum Stream: UInt64, Sendable, CaseIterable {
+        case validationSampling = 0x8000_0000_0000_0001
+        case downstreamSampling = 0x8000_0000_0000_0002
+        case whiteningJitter = 0x8000_0000_0000_0003
+        case shuffle = 0x8000_0000_0000_0004
+        case initialisation = 0x8000_0000_0000_0005
+    }
+
+    /// The seed of `stream` derived from the run seed.
+    public static func derive(_ seed: UInt64, _ stream: Stream) -> UInt64 {
+        bits(seed: seed, stream.rawValue, 0, 0, 0)
+    }
+
+    /// The uniform for generated token `token` of block `block` of sample `sample` of chunk
+    /// `chunk` (spec §4.6 sampling, keyed by identity).
+    @inlinable
+    public static func samplingUniform(seed: UInt64, chunk: Int, sample: Int, block: Int, token: Int) -> Double {
+        precondition(chunk >= 0 && sample >= 0 && block >= 0 && token >= 0, "sampling key words must be non-negative")
+        return uniform(seed: seed, UInt64(chunk), UInt64(sample), UInt64(block), UInt64(token))
     }
 
     /// SplitMix64's output function (variant 13 of Stafford's mixers): a bijection on UInt64.

@@ -216,9 +216,10 @@ public struct ChunkSampler: Equatable, Sendable {
     public func epoch(ofStep t: Int) -> Int { t / stepsPerEpoch }
 
     /// The chunk order of `epoch`: a Fisher–Yates permutation driven by SplitMix64 seeded with
-    /// `CounterRNG.bits(seed, Stream.shuffle, epoch, 0, 0)`.
+    /// `CounterRNG.bits(seed: derive(seed, .shuffle), epoch, 0, 0, 0)`.
     public func permutation(epoch: Int) -> [Int] {
-        var g = SplitMix64(seed: CounterRNG.bits(seed: seed, CounterRNG.Stream.shuffle.rawValue, UInt64(epoch), 0, 0))
+        let base = CounterRNG.derive(seed, .shuffle)
+        var g = SplitMix64(seed: CounterRNG.bits(seed: base, UInt64(epoch), 0, 0, 0))
         return g.permutation(chunkCount)
     }
 

@@ -142,8 +142,10 @@ public enum Whitening {
 
     /// Whitens the rollout features `X` (`[n × D]`) and the ground-truth feature `g` (`[D]`).
     /// On a non-finite value, retries once on `X + 1e-6·mean|X|·N(0,1)` with noise from
-    /// `CounterRNG.normal(seed: jitterSeed, Stream.whiteningJitter, jitterKey, i, d)`; if that
-    /// fails too, returns the features un-whitened.
+    /// `CounterRNG.normal(seed: derive(jitterSeed, .whiteningJitter), jitterKey, i, d, 0)`; if
+    /// that fails too, returns the features un-whitened. (With this exact Gram/Jacobi method a
+    /// finite `X` practically always succeeds, so the retry is a safety net; a non-finite `X`
+    /// stays non-finite after jitter and ends un-whitened.)
     public static func whiten(rollouts X: [Float], groundTruth g: [Float], n: Int, D: Int,
                               mode: GTWhitening = .code,
                               jitterSeed: UInt64 = 0, jitterKey: UInt64 = 0) -> Result {
@@ -152,9 +154,10 @@ public enum Whitening {
         let meanAbs = X.reduce(0.0) { $0 + Double(abs($1)) } / Double(X.count)
         let amp = 1e-6 * meanAbs
         var jittered = X
+        let noiseSeed = CounterRNG.derive(jitterSeed, .whiteningJitter)
         for i in 0 ..< n {
             for d in 0 ..< D {
-                let z = CounterRNG.normal(seed: jitterSeed, CounterRNG.Stream.whiteningJitter.rawValue, jitterKey, UInt64(i), UInt64(d))
+                let z = CounterRNG.normal(seed: noiseSeed, jitterKey, UInt64(i), UInt64(d), 0)
                 jittered[i * D + d] = Float(Double(X[i * D + d]) + amp * z)
             }
         }

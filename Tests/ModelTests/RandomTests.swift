@@ -85,4 +85,13 @@ final class RandomTests: XCTestCase {
         XCTAssertEqual(d.permutation(0), [])
         XCTAssertEqual(d.permutation(1), [0])
     }
+
+    func testSamplingKeyAndDerivedStreams() {
+        XCTAssertEqual(CounterRNG.samplingUniform(seed: 43, chunk: 5, sample: 2, block: 126, token: 7),
+                       CounterRNG.uniform(seed: 43, 5, 2, 126, 7))
+        let derived = CounterRNG.Stream.allCases.map { CounterRNG.derive(43, $0) }
+        XCTAssertEqual(Set(derived).count, derived.count)
+        XCTAssertFalse(derived.contains(43))
+        XCTAssertNotEqual(CounterRNG.derive(43, .shuffle), CounterRNG.derive(44, .shuffle))
+    }
 }
