@@ -40,10 +40,10 @@ public enum Sampling {
         }
 
         // Scaled logits, their maximum and the Float exponentials.
-        let invT = 1 / temperature
+        let T = temperature
         var m = -Float.infinity
         for i in 0..<vocab {
-            let z = logits[i] * invT
+            let z = logits[i] / T
             precondition(!z.isNaN, "logit \(i) is NaN")
             if z > m { m = z }
         }
@@ -51,7 +51,7 @@ public enum Sampling {
         var e = [Float](repeating: 0, count: vocab)
         var sum = 0.0
         for i in 0..<vocab {
-            let x = exp(logits[i] * invT - m)
+            let x = exp(logits[i] / T - m)
             e[i] = x
             sum += Double(x)
         }
@@ -87,7 +87,7 @@ public enum Sampling {
             }
             if token < 0 { token = kept.last(where: { e[$0] > 0 }) ?? kept[kept.count - 1] }
         }
-        let logProb = Double(logits[token] * invT - m) - log(sum)
+        let logProb = Double(logits[token] / T - m) - log(sum)
         return (Int32(token), Float(logProb))
     }
 

@@ -76,6 +76,7 @@ public enum CorpusError: Error, Equatable, CustomStringConvertible {
     case noFiles(String)
     case badValidationFraction(Double)
     case tooFewChunks(chunks: Int, batchSize: Int)
+    case badBatchSize(Int)
 
     public var description: String {
         switch self {
@@ -89,6 +90,8 @@ public enum CorpusError: Error, Equatable, CustomStringConvertible {
             return "validation fraction must be in [0, 1), got \(f)"
         case let .tooFewChunks(chunks, batchSize):
             return "the training set has \(chunks) chunks, fewer than one batch of \(batchSize); use a smaller batch or a larger corpus"
+        case .badBatchSize(let b):
+            return "the batch size must be at least 1 chunk, got \(b)"
         }
     }
 }
@@ -202,7 +205,7 @@ public struct ChunkSampler: Equatable, Sendable {
     public let seed: UInt64
 
     public init(chunkCount: Int, batchSize: Int, seed: UInt64) throws {
-        precondition(batchSize > 0, "batch size must be positive, got \(batchSize)")
+        guard batchSize > 0 else { throw CorpusError.badBatchSize(batchSize) }
         guard chunkCount >= batchSize else { throw CorpusError.tooFewChunks(chunks: chunkCount, batchSize: batchSize) }
         self.chunkCount = chunkCount; self.batchSize = batchSize; self.seed = seed
     }

@@ -139,5 +139,8 @@ final class CorpusTests: XCTestCase {
         XCTAssertThrowsError(try ChunkSampler(chunkCount: 2, batchSize: 3, seed: 1)) {
             XCTAssertEqual($0 as? CorpusError, .tooFewChunks(chunks: 2, batchSize: 3))
         }
+        XCTAssertThrowsError(try ChunkSampler(chunkCount: 2, batchSize: 0, seed: 1)) {
+            XCTAssertEqual($0 as? CorpusError, .badBatchSize(0))
+        }
     }
 }
