@@ -69,14 +69,24 @@ public enum Sampling {
             }
             if token < 0 { token = lastNonZero }                   // rounding at the top end
         } else {
-            let order = (0..<vocab).sorted { e[$0] > e[$1] || (e[$0] == e[$1] && $0 < $1) }
+            // The nucleus is a prefix of the tokens sorted by probability (ties: lower id). Every
+            // token below a cut-off is strictly less probable than every token above it, so
+            // sorting only the tokens above the cut-off gives the same prefix whenever their mass
+            // suffices; the cut-off is lowered until it does (exp(0) = 1 is the top value).
             let need = Double(topP) * sum
             var kept: [Int] = []
             var mass = 0.0
-            for i in order {
-                kept.append(i)
-                mass += Double(e[i])
-                if mass >= need { break }
+            for cut: Float in [1e-2, 1e-4, 1e-8, 0] {
+                let candidates = cut > 0 ? (0..<vocab).filter { e[$0] >= cut } : Array(0..<vocab)
+                let order = candidates.sorted { e[$0] > e[$1] || (e[$0] == e[$1] && $0 < $1) }
+                kept.removeAll(keepingCapacity: true)
+                mass = 0
+                for i in order {
+                    kept.append(i)
+                    mass += Double(e[i])
+                    if mass >= need { break }
+                }
+                if mass >= need || cut == 0 { break }
             }
             kept.sort()
             let target = uniform * mass

@@ -105,4 +105,41 @@ final class SamplingTests: XCTestCase {
         }
         for v in 0..<4 { XCTAssertEqual(Double(counts[v]) / 20_000, p[v], accuracy: 0.015) }
     }
+
+    /// The nucleus by a full sort of the whole vocabulary, as the specification states it.
+    func naiveTopP(_ logits: [Float], T: Float, topP: Float, uniform: Double) -> Int32 {
+        let m = logits.map { $0 / T }.max()!
+        let e = logits.map { exp($0 / T - m) }
+        let sum = e.reduce(0.0) { $0 + Double($1) }
+        let order = e.indices.sorted { e[$0] > e[$1] || (e[$0] == e[$1] && $0 < $1) }
+        var kept: [Int] = [], mass = 0.0
+        for i in order { kept.append(i); mass += Double(e[i]); if mass >= Double(topP) * sum { break } }
+        kept.sort()
+        var cum = 0.0
+        for i in kept { cum += Double(e[i]); if cum > uniform * mass { return Int32(i) } }
+        return Int32(kept.last!)
+    }
+
+    func testTopPCutoffSearchMatchesFullSort() {
+        var g = SplitMix64(seed: 99)
+        let vocab = 1000
+        let shapes: [[Float]] = [
+            (0 ..< vocab).map { _ in Float(g.nextNormal() * 3) },                  // peaked-ish
+            (0 ..< vocab).map { _ in Float(g.nextNormal() * 0.1) },                // nearly flat
+            [0] + [Float](repeating: Float(log(1e-3)), count: vocab - 1),          // top + a long tail at 1e-3
+            [0] + [Float](repeating: Float(log(1e-6)), count: vocab - 1),          // top + a tail below 1e-4
+            (0 ..< vocab).map { Float($0 % 7) },                                   // many ties
+        ]
+        for (si, l) in shapes.enumerated() {
+            for topP: Float in [0.1, 0.5, 0.9, 0.95, 0.999] {
+                for T: Float in [0.6, 1] {
+                    for k in 0 ..< 4 {
+                        let u = CounterRNG.uniform(seed: 1, UInt64(si), UInt64(k), 0, 0)
+                        XCTAssertEqual(Sampling.pick(logits: l, temperature: T, topP: topP, uniform: u).token,
+                                       naiveTopP(l, T: T, topP: topP, uniform: u), "shape \(si) topP \(topP) T \(T) u \(u)")
+                    }
+                }
+            }
+        }
+    }
 }
