@@ -108,6 +108,12 @@ public struct StridedGeometry: Equatable, Hashable, Sendable, Codable {
         return rows
     }
 
+    /// The aligned list as (logits row, label index) pairs: `(alignedPredictionRows()[q], q + 1)`
+    /// for q = 0 ..< L_full − 1 — the row whose logits score the token at `z[label]`.
+    public func alignedPairs() -> [(row: Int, label: Int)] {
+        alignedPredictionRows().enumerated().map { (row: $0.element, label: $0.offset + 1) }
+    }
+
     /// Index into the aligned label list (length `L_full − 1`) of generated token (t, k):
     /// `P − 1 + t·K + k` — where its log-prob and its advantage sit (spec §6).
     @inlinable public func alignedIndex(t: Int, k: Int) -> Int { index(t: t, k: k) - 1 }

@@ -65,6 +65,14 @@ final class StridedGeometryTests: XCTestCase {
         XCTAssertEqual(rows.count, 21)
         // chunk: plain shift; step 0: a_k − 1; step 1: previous token of the same block.
         XCTAssertEqual(rows, Array(0 ..< 11) + [1, 3, 5, 7, 9] + [12, 13, 14, 15, 16])
+        let pairs = g.alignedPairs()
+        XCTAssertEqual(pairs.map(\.label), Array(1 ..< 22))
+        XCTAssertEqual(pairs.map(\.row), rows)
+        // A generated label is scored by the row one rotary position before it (its block's
+        // previous token, or the last token of its prefix).
+        for (row, label) in pairs where label >= g.P {
+            XCTAssertEqual(g.position(of: row) + 1, g.position(of: label))
+        }
         // Every generated label's row is its predictionRow.
         for t in 0 ..< g.G { for k in 0 ..< g.K {
             XCTAssertEqual(rows[g.alignedIndex(t: t, k: k)], g.predictionRow(t: t, k: k))
