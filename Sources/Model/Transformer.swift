@@ -260,18 +260,7 @@ public final class Transformer {
         let pass = makePass(tokens: tokens, layout: layout)
         let x = runBlocks(tokens: tokens, pass: pass, depth: config.layers, training: false)
         let hN = finalNorm(x, T: pass.T)
-        let d = config.dim, V = config.vocabSize
-        var out = [Float](repeating: 0, count: rows.count * V)
-        let hc = ws.hc.get(max(1, rows.count * d))
-        for (i, r) in rows.enumerated() {
-            precondition(r >= 0 && r < pass.T, "row \(r) outside 0..<\(pass.T)")
-            (hc + i * d).update(from: hN + r * d, count: d)
-        }
-        out.withUnsafeMutableBufferPointer { ob in
-            BLAS.sgemm(transB: true, m: rows.count, n: V, k: d, a: hc, lda: d, b: P + lay.head, ldb: d,
-                       c: ob.baseAddress!, ldc: V)
-        }
-        return out
+        return projectRows(hN: hN, rows: rows, T: pass.T)
     }
 
     /// Log-probabilities of the predictions (no gradient).
