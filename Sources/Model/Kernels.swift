@@ -9,7 +9,11 @@ public enum Kernels {
 
     @inline(__always)
     public static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let xc = x.clamped(lowerBound: SIMD8(repeating: -87.0), upperBound: SIMD8(repeating: 88.0))
+        // Clamp with explicit selects (the generic `clamped` is not always inlined).
+        var xc = x
+        let lo = SIMD8<Float>(repeating: -87.0), hi = SIMD8<Float>(repeating: 88.0)
+        xc.replace(with: lo, where: xc .< lo)
+        xc.replace(with: hi, where: xc .> hi)
         // n = round(x / ln2) via the 1.5·2^23 trick (the integer ends up in the low mantissa bits).
         let magic = SIMD8<Float>(repeating: 12582912.0)
         let t = xc * 1.44269504088896341 + magic
@@ -64,7 +68,8 @@ public enum Kernels {
             var mv = SIMD8<Float>(repeating: -.infinity)
             let raw = UnsafeRawPointer(p)
             while i + 8 <= n {
-                mv = pointwiseMax(mv, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
+                let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                mv.replace(with: v, where: v .> mv)
                 i += 8
             }
             m = mv.max()
