@@ -1,0 +1,119 @@
+import XCTest
+@testable import Model
+
+/// Analytic gradients of `lossAndGradient` against central finite differences of the loss, for
+/// every kind of parameter, on a causal batch and on the strided EBFT layout.
+final class GradCheckTests: XCTestCase {
+
+    func makeModel(seed: UInt64, tied: Bool = true) -> Transformer {
+        let cfg = ModelConfig.tiny(tiedEmbeddings: tied)
+        let params = ParameterStore(config: cfg)
+        params.randomize(seed: seed, std: 0.15)
+        // Norm weights away from 1 so their gradients are exercised.
+        var rng = TestRNG(seed + 1)
+        for v in params.layout.views where v.shape.count == 1 {
+            for i in 0..<v.count { params.pointer[v.offset + i] = 1 + 0.2 * rng.normal() }
+        }
+        return Transformer(parameters: params)
+    }
+
+    func loss(_ m: Transformer, _ tokens: [Int32], _ layout: AttentionLayout, _ preds: [Prediction]) -> Double {
+        let lp = m.logProbs(tokens: tokens, layout: layout, predictions: preds)
+        var s = 0.0
+        for (j, p) in preds.enumerated() { s += Double(p.weight) * Double(-lp[j]) }
+        return s
+    }
+
+    /// Checks, per tensor, the entries with the largest analytic gradient plus a few random ones.
+    func gradCheck(model m: Transformer, tokens: [Int32], layout: AttentionLayout, preds: [Prediction],
+                   file: StaticString = #filePath, line: UInt = #line) {
+        let grads = ParameterStore(like: m.parameters)
+        let res = m.lossAndGradient(tokens: tokens, layout: layout, predictions: preds, grads: grads)
+        XCTAssertEqual(res.loss, loss(m, tokens, layout, preds), accuracy: 1e-4 * abs(res.loss), file: file, line: line)
+        var rng = TestRNG(99)
+        let h: Float = 1e-2
+        var worst = 0.0
+        for v in m.parameters.layout.views {
+            let g = UnsafeBufferPointer(start: grads.pointer + v.offset, count: v.count)
+            let gmax = g.reduce(Float(0)) { max($0, abs($1)) }
+            XCTAssertGreaterThan(gmax, 0, "\(v.name) got no gradient", file: file, line: line)
+            var idx = Array(g.indices.sorted { abs(g[$0]) > abs(g[$1]) }.prefix(3))
+            for _ in 0..<3 { idx.append(rng.int(v.count)) }
+            for i in idx {
+                let p = m.parameters.pointer + v.offset + i
+                let old = p.pointee
+                p.pointee = old + h
+                let lp = loss(m, tokens, layout, preds)
+                p.pointee = old - h
+                let lm = loss(m, tokens, layout, preds)
+                p.pointee = old
+                let fd = (lp - lm) / Double(2 * h)
+                let err = abs(fd - Double(g[i])) / max(Double(gmax), 1e-3)
+                worst = max(worst, err)
+                XCTAssertLessThan(err, 1e-2, "\(v.name)[\(i)]: analytic \(g[i]) vs fd \(fd) (max |g| \(gmax))",
+                                  file: file, line: line)
+            }
+        }
+        print("gradcheck worst relative error: \(worst)")
+    }
+
+    func testCausalBatchGradients() {
+        let m = makeModel(seed: 7)
+        var rng = TestRNG(8)
+        let S = 9, B = 2
+        let tokens = rng.tokens(S * B, vocab: m.config.vocabSize)
+        var preds: [Prediction] = []
+        for b in 0..<B { for t in 0..<S - 1 {
+            preds.append(Prediction(row: b * S + t, target: tokens[b * S + t + 1], invTemperature: 1,
+                                    weight: Float(0.5 + rng.uniform())))
+        } }
+        gradCheck(model: m, tokens: tokens, layout: .causal(length: S), preds: preds)
+    }
+
+    func testStridedLayoutGradients() {
+        let m = makeModel(seed: 17)
+        var rng = TestRNG(18)
+        let P = 8, c = 2, s = 2, G = 2
+        let (layout, K, anchors) = stridedLayout(P: P, c: c, s: s, G: G)   // K = 3, S = 14
+        let tokens = rng.tokens(layout.count, vocab: m.config.vocabSize)
+        var preds: [Prediction] = []
+        for t in 0..<P - 1 { preds.append(Prediction(row: t, target: tokens[t + 1], weight: 0.3)) }
+        for t in 0..<G { for k in 0..<K {
+            let row = t == 0 ? anchors[k] - 1 : P + (t - 1) * K + k
+            // Advantage-like weights of both signs, temperature 0.7.
+            preds.append(Prediction(row: row, target: tokens[P + t * K + k], invTemperature: 1 / 0.7,
+                                    weight: Float(rng.uniform() * 2 - 1)))
+        } }
+        gradCheck(model: m, tokens: tokens, layout: layout, preds: preds)
+    }
+
+    func testUntiedHeadAndCheckpointingGradients() {
+        let m = makeModel(seed: 27, tied: false)
+        m.recomputeActivations = true
+        m.logitChunkRows = 3     // several vocabulary chunks
+        var rng = TestRNG(28)
+        let S = 7
+        let tokens = rng.tokens(S, vocab: m.config.vocabSize)
+        let preds = (0..<S - 1).map { Prediction(row: $0, target: tokens[$0 + 1]) }
+            + [Prediction(row: 2, target: 5, weight: 2)]   // a row used twice
+        gradCheck(model: m, tokens: tokens, layout: .causal(length: S), preds: preds)
+    }
+
+    func testGradientsAccumulateAndCheckpointingAgrees() {
+        let m = makeModel(seed: 37)
+        var rng = TestRNG(38)
+        let (layout, _, _) = stridedLayout(P: 10, c: 2, s: 2, G: 3)
+        let tokens = rng.tokens(layout.count * 2, vocab: m.config.vocabSize)
+        let preds = (0..<layout.count * 2 - 1).map { Prediction(row: $0, target: tokens[($0 + 5) % tokens.count]) }
+        let g1 = ParameterStore(like: m.parameters)
+        let r1 = m.lossAndGradient(tokens: tokens, layout: layout, predictions: preds, grads: g1)
+        m.recomputeActivations = true
+        let g2 = ParameterStore(like: m.parameters)
+        _ = m.lossAndGradient(tokens: tokens, layout: layout, predictions: preds, grads: g2)
+        let r2 = m.lossAndGradient(tokens: tokens, layout: layout, predictions: preds, grads: g2)
+        XCTAssertEqual(r1.loss, r2.loss, accuracy: 1e-9 * abs(r1.loss))
+        var worst: Float = 0
+        for i in 0..<g1.count { worst = max(worst, abs(2 * g1.pointer[i] - g2.pointer[i])) }
+        XCTAssertLessThan(worst, 1e-5 * Float(g1.squaredNorm().squareRoot()) + 1e-6)
+    }
+}
