@@ -127,7 +127,7 @@ public enum Features {
     }
 
     /// Runs `body` with unsafe buffer views of every array (nested, so all stay valid).
-    static func withBuffers<R>(_ arrays: [[Float]], _ body: ([UnsafeBufferPointer<Float>]) -> R) -> R {
+    public static func withBuffers<R>(_ arrays: [[Float]], _ body: ([UnsafeBufferPointer<Float>]) -> R) -> R {
         func go(_ i: Int, _ acc: [UnsafeBufferPointer<Float>]) -> R {
             if i == arrays.count { return body(acc) }
             return arrays[i].withUnsafeBufferPointer { go(i + 1, acc + [$0]) }

@@ -1,0 +1,102 @@
+import Model
+import Rollout
+
+/// The EBFT objective of one strided sequence as a list of weighted predictions (spec §7.2):
+///
+///     loss_seq = −(1/(G·K)) Σ_{t,k} A_k · log π_T(z[P+t·K+k] | …)   +   γ · (1/(P−1)) Σ_q −log π_1(x[q+1] | x[0…q])
+///
+/// scaled by `sequenceWeight` (1 / the number of sequences in the whole optimizer step, over all
+/// learners, so that all-reduced gradients are the batch mean). Generated tokens are scored
+/// with the logits at the sampling temperature T (their rows follow spec §4.5); the chunk's CE
+/// at T = 1.
+public enum PolicyLoss {
+    public static func predictions(for e: Experience, geometry g: StridedGeometry, temperature: Float,
+                                   ceCoef: Float, sequenceWeight w: Float) -> [Prediction] {
+        let K = g.K, G = g.G, P = g.P
+        precondition(e.chunk.count == P && e.generated.count == G * K && e.advantages.count == K,
+                     "experience does not match the geometry")
+        let invT: Float = temperature > 0 ? 1 / temperature : 1
+        var out = [Prediction]()
+        out.reserveCapacity(P - 1 + G * K)
+        // The chunk's predictions come first (rows 0..<P−1), also when γ = 0: their log-probs
+        // give the CE metric.
+        let cw = w * ceCoef / Float(P - 1)
+        for q in 0..<(P - 1) { out.append(Prediction(row: q, target: e.chunk[q + 1], invTemperature: 1, weight: cw)) }
+        let gw = w / Float(G * K) // loss term weight·(−logp) = −A·logp/(GK)
+        for t in 0..<G {
+            for k in 0..<K {
+                out.append(Prediction(row: g.predictionRow(t: t, k: k), target: e.generated[t * K + k],
+                                      invTemperature: invT, weight: gw * e.advantages[k]))
+            }
+        }
+        return out
+    }
+}
+
+/// Statistics of one learner's share of a step (sums; divide by `sequences` for means).
+public struct LearnerStats: Equatable, Sendable {
+    public var sequences = 0.0
+    /// Σ over sequences of the mean chunk NLL (T = 1).
+    public var ceSum = 0.0
+    /// Σ over sequences of the RL loss term −(1/(GK)) Σ A·logp.
+    public var rlSum = 0.0
+    /// Largest |log π_θ(token) − sampling log-prob| over generated tokens (0 when on-policy).
+    public var maxLogProbDrift = 0.0
+    public var tokens = 0.0
+    public init() {}
+
+    public mutating func merge(_ o: LearnerStats) {
+        sequences += o.sequences
+        ceSum += o.ceSum
+        rlSum += o.rlSum
+        maxLogProbDrift = max(maxLogProbDrift, o.maxLogProbDrift)
+        tokens += o.tokens
+    }
+
+    public var packed: [Double] { [sequences, ceSum, rlSum, maxLogProbDrift, tokens] }
+    public init(packed p: [Double]) {
+        (sequences, ceSum, rlSum, maxLogProbDrift, tokens) = (p[0], p[1], p[2], p[3], p[4])
+    }
+}
+
+/// Teacher-forced strided forward/backward of experiences, accumulating gradients.
+public final class PolicyLearner {
+    public let model: Transformer
+    public let grads: ParameterStore
+    public let geometry: StridedGeometry
+    public let temperature: Float
+    public let ceCoef: Float
+
+    public init(model: Transformer, geometry: StridedGeometry, temperature: Float, ceCoef: Float) {
+        self.model = model
+        self.grads = ParameterStore(like: model.parameters)
+        self.geometry = geometry
+        self.temperature = temperature
+        self.ceCoef = ceCoef
+    }
+
+    /// Adds the gradient of each experience's loss (weighted 1/`totalSequences`) into `grads`.
+    public func accumulate(_ experiences: [Experience], totalSequences: Int) -> LearnerStats {
+        let g = geometry, layout = g.layout(tDone: g.G)
+        var stats = LearnerStats()
+        let w = 1 / Float(totalSequences)
+        for e in experiences {
+            let preds = PolicyLoss.predictions(for: e, geometry: g, temperature: temperature, ceCoef: ceCoef, sequenceWeight: w)
+            let r = model.lossAndGradient(tokens: e.strided, layout: layout, predictions: preds, grads: grads)
+            let nCE = g.P - 1
+            var ce = 0.0, rl = 0.0, drift = 0.0
+            for j in 0..<nCE { ce -= Double(r.logProbs[j]) }
+            for j in nCE..<preds.count {
+                let idx = j - nCE, k = idx % g.K
+                rl -= Double(e.advantages[k]) * Double(r.logProbs[j])
+                drift = max(drift, abs(Double(r.logProbs[j]) - Double(e.sampleLogProbs[idx])))
+            }
+            stats.sequences += 1
+            stats.ceSum += ce / Double(nCE)
+            stats.rlSum += rl / Double(g.G * g.K)
+            stats.maxLogProbDrift = max(stats.maxLogProbDrift, drift)
+            stats.tokens += Double(e.chunk.count + e.generated.count)
+        }
+        return stats
+    }
+}
