@@ -17,15 +17,14 @@ final class EBFTStepTests: XCTestCase {
         let rewards = RewardOptions(alpha: 1, beta: 0, whitening: false)
 
         func expectedAlignment() -> Double {
-            var total = 0.0, count = 0.0
+            var stats = RewardStats()
             for seed in 1000..<1012 {
                 let s = RolloutSettings(geometry: g, samples: 4, sampling: SamplingOptions(temperature: 1, seed: UInt64(seed)),
                                         rewards: rewards)
                 let out = RolloutWorker(policy: policy, critic: critic, settings: s).run(chunks: [(0, chunk)], policyVersion: 0)
-                total += out.stats.sumAlignment
-                count += out.stats.samples * Double(g.K) // sumAlignment sums over samples and blocks
+                stats.merge(out.stats)
             }
-            return total / count
+            return stats.alignmentPass1
         }
 
         let before = expectedAlignment()

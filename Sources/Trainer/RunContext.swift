@@ -1,0 +1,90 @@
+import Foundation
+import Learner
+import Model
+import Rollout
+
+extension BPETokenizer: TextEncoder {
+    /// Plain text, special-token strings treated as text (training data is never ChatML).
+    public func encode(_ text: String) -> [Int32] { encode(text, allowSpecial: false) }
+}
+
+/// Everything a run loads before its first step: the tokenizer, the policy and the frozen
+/// critic (both from the same initial weights unless `critic` names another model), the
+/// packed training and validation chunks, and the derived geometry and schedule.
+public final class RunContext {
+    public let config: TrainConfig
+    public let modelPath: String
+    public let tokenizer: BPETokenizer
+    public let policy: Transformer
+    public let critic: FeatureNetwork
+    public let geometry: StridedGeometry
+    public let train: [Chunk]
+    public let validation: [Chunk]
+    public let chunkSampler: ChunkSampler
+    public let totalSteps: Int
+
+    public init(config: TrainConfig, log: (String) -> Void = { _ in }) throws {
+        try config.validate()
+        self.config = config
+        let path = try config.model ?? ModelLocator.defaultGGUF()
+        modelPath = path
+        let gguf = try GGUFFile(path: path)
+        tokenizer = try BPETokenizer(gguf: gguf)
+        let initial = try ParameterStore.load(gguf: gguf)
+        log("model \(path): \(initial.config.layers) layers, d=\(initial.config.dim), \(initial.count) parameters")
+        let criticParams: ParameterStore
+        if let c = config.critic {
+            criticParams = try ParameterStore.load(gguf: GGUFFile(path: c))
+        } else {
+            criticParams = initial.clone()
+        }
+        policy = Transformer(parameters: initial)
+        critic = FeatureNetwork(model: Transformer(parameters: criticParams),
+                                pooling: config.pooling == "mean" ? .mean : .lastToken)
+        geometry = try StridedGeometry(P: config.chunkLength, c: config.contextLength, G: config.generateLength,
+                                       s: config.stride)
+        guard config.task == "code" else {
+            throw ConfigError.invalid(field: "task", reason: "task '\(config.task)' is not implemented yet (only code)")
+        }
+        let corpus = try StdlibCorpus(root: config.corpusRoot, validationFraction: config.validationFraction)
+        let t0 = Date()
+        let tr = try corpus.chunks(.train, encoder: tokenizer, chunkLength: config.chunkLength,
+                                   pad: tokenizer.pad ?? tokenizer.eos, remainder: .drop)
+        let va = try corpus.chunks(.validation, encoder: tokenizer, chunkLength: config.chunkLength,
+                                   pad: tokenizer.pad ?? tokenizer.eos, remainder: .drop)
+        train = tr.chunks
+        validation = Array(va.chunks.prefix(config.evalChunks))
+        log("corpus \(config.corpusRoot): \(train.count) train / \(va.chunks.count) validation chunks of \(config.chunkLength) tokens "
+            + "(\(tr.skipped.count + va.skipped.count) files skipped) in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
+        guard !validation.isEmpty else {
+            throw TrainerError.data("the validation split has no chunk of \(config.chunkLength) tokens; lower chunk-length or raise validation-fraction")
+        }
+        chunkSampler = try ChunkSampler(chunkCount: train.count, batchSize: config.chunksPerStep, seed: config.seed)
+        totalSteps = config.steps > 0 ? config.steps : chunkSampler.totalSteps(epochs: config.episodes)
+    }
+
+    public var rolloutSettings: RolloutSettings {
+        let c = config
+        return RolloutSettings(
+            geometry: geometry, samples: c.samplesPerChunk,
+            sampling: SamplingOptions(temperature: Float(c.temperature), topP: Float(c.topP), seed: c.seed),
+            rewards: RewardOptions(alpha: c.alignmentCoef, beta: c.diversityCoef, whitening: c.whitening,
+                                   gtWhitening: c.gtWhitening == "feature-space" ? .featureSpace : .code),
+            pooling: c.pooling == "mean" ? .mean : .lastToken)
+    }
+
+    public func makeOptimizer() -> PolicyOptimizer {
+        let c = config
+        return PolicyOptimizer(
+            parameterCount: policy.parameters.count,
+            adam: AdamWConfig(beta1: c.beta1, beta2: c.beta2, eps: c.adamEps, weightDecay: c.weightDecay),
+            schedule: .constantWithWarmup(peak: c.learningRate,
+                                          warmupSteps: LRSchedule.warmupSteps(maxSteps: totalSteps, ratio: c.warmupRatio)),
+            maxGradNorm: c.maxGradNorm)
+    }
+
+    /// The chunks of optimizer step `t`: (global chunk id, tokens).
+    public func chunks(step t: Int) -> [(id: Int, tokens: [Int32])] {
+        chunkSampler.indices(step: t).map { ($0, train[$0].tokens) }
+    }
+}
