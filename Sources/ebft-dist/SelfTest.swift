@@ -99,6 +99,7 @@ struct SelfTestChecks {
             ("allgather-int", allGatherInt),
             ("allgather-bytes", allGatherBytes),
             ("gather-bytes", gatherBytes),
+            ("gather-chunked", gatherChunked),
             ("split-even-odd", splitEvenOdd),
             ("split-single", splitSingle),
             ("p2p-ring", ring),
@@ -196,6 +197,32 @@ struct SelfTestChecks {
         if rank != root { return all == nil ? nil : "non-root rank received data" }
         let expected = (0..<size).map { Self.variableMessage($0 + 1) }
         return all == expected ? nil : "sizes \(all?.map(\.count) ?? []), expected \(expected.map(\.count))"
+    }
+
+    /// All-gather and gather, typed and variable-size, with a chunk limit of 3·size elements
+    /// (several rounds of 3 elements per rank through the staging buffers) must equal the definition.
+    func gatherChunked() throws -> String? {
+        let saved = comm.maxChunkElements
+        comm.maxChunkElements = 3 * size
+        defer { comm.maxChunkElements = saved }
+        let mine = (0..<12).map { rank * 100 + $0 }
+        let expected = (0..<size).flatMap { r in (0..<12).map { r * 100 + $0 } }
+        let all = try comm.allGather(mine)
+        if all != expected { return "allGather: got \(all.prefix(24)), expected \(expected.prefix(24))" }
+        let root = 1 % size
+        let gathered = try comm.gather(mine, root: root)
+        if rank == root && gathered != expected { return "gather: got \(gathered?.prefix(24) ?? [])" }
+        if rank != root && gathered != nil { return "gather: a non-root rank received data" }
+        let message = { (r: Int) in Self.pattern(count: 3 * r + 4, seed: UInt64(r)) }
+        let bytes = try comm.allGather(bytes: message(rank))
+        let expectedBytes = (0..<size).map(message)
+        if bytes != expectedBytes {
+            let r = (0..<size).first { $0 >= bytes.count || bytes[$0] != expectedBytes[$0] } ?? -1
+            return "allGather(bytes:): the part from rank \(r) differs (sizes \(bytes.map(\.count)), expected \(expectedBytes.map(\.count)))"
+        }
+        let gatheredBytes = try comm.gather(bytes: message(rank), root: root)
+        if rank == root && gatheredBytes != expectedBytes { return "gather(bytes:) differs at the root" }
+        return nil
     }
 
     /// Even and odd ranks form two groups (ordered by descending world rank); each sums its
