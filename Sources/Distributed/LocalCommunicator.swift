@@ -71,7 +71,7 @@ public final class LocalCommunicator: Communicator {
             }
             return acc
         } as! [T]
-        result.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: count) }
+        if count > 0 { result.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: count) } }
     }
 
     public func broadcast<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, root: Int) throws {
@@ -83,7 +83,7 @@ public final class LocalCommunicator: Communicator {
             try Self.checkSameRoot(parts, "broadcast")
             return parts[root].value
         } as! [T]
-        if rank != root { result.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: count) } }
+        if rank != root && count > 0 { result.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: count) } }
     }
 
     public func broadcast(bytes: inout [UInt8], root: Int) throws {
@@ -98,14 +98,14 @@ public final class LocalCommunicator: Communicator {
 
     public func allGather<T: MPIScalar>(_ values: UnsafePointer<T>, count: Int, into result: UnsafeMutablePointer<T>) throws {
         let all = try gatherCore("allGather(\(T.self))", values, count: count, root: nil)
-        all.withUnsafeBufferPointer { result.update(from: $0.baseAddress!, count: all.count) }
+        if !all.isEmpty { all.withUnsafeBufferPointer { result.update(from: $0.baseAddress!, count: all.count) } }
     }
 
     public func gather<T: MPIScalar>(_ values: UnsafePointer<T>, count: Int, into result: UnsafeMutablePointer<T>?, root: Int) throws {
         try checkRank(root, "gather")
         precondition(rank != root || result != nil, "gather: the root must pass a result buffer")
         let all = try gatherCore("gather(\(T.self))", values, count: count, root: root)
-        if rank == root, let result { all.withUnsafeBufferPointer { result.update(from: $0.baseAddress!, count: all.count) } }
+        if rank == root, let result, !all.isEmpty { all.withUnsafeBufferPointer { result.update(from: $0.baseAddress!, count: all.count) } }
     }
 
     private func gatherCore<T: MPIScalar>(_ name: String, _ values: UnsafePointer<T>, count: Int, root: Int?) throws -> [T] {

@@ -251,6 +251,22 @@ final class LocalCommunicatorTests: XCTestCase {
         }
     }
 
+    func testEmptyBuffersAreFine() throws {
+        let got = try LocalCommunicator.run(ranks: 3) { comm -> Int in
+            var empty: [Float] = []
+            try comm.allReduce(&empty, op: .sum)
+            try comm.broadcast(&empty, root: 1)
+            var x: Float = 1
+            try comm.allReduce(&x, count: 0, op: .sum)
+            try comm.broadcast(&x, count: 0, root: 0)
+            var bytes: [UInt8] = []
+            try comm.broadcast(bytes: &bytes, root: 0)
+            XCTAssertEqual(try comm.allGather([Int]()), [])
+            return Int(x) + bytes.count + (try comm.allGather(bytes: []).count)
+        }
+        XCTAssertEqual(got, [4, 4, 4])
+    }
+
     func testChunkRanges() {
         XCTAssertEqual(chunkRanges(count: 10, limit: 4), [0..<4, 4..<8, 8..<10])
         XCTAssertEqual(chunkRanges(count: 8, limit: 4), [0..<4, 4..<8])
