@@ -82,6 +82,8 @@ public enum CommunicatorError: Error, Equatable, CustomStringConvertible {
     case collectiveMismatch(operation: String, detail: String)
     /// A rank this operation waits for has ended (returned or threw) — `LocalCommunicator`.
     case peerExited(operation: String, rank: Int)
+    /// An operation waited longer than the allowed time — `LocalCommunicator` (likely a deadlock).
+    case timedOut(operation: String, seconds: Double)
     /// MPI is not usable in this process (finalized, or initialisation failed).
     case runtimeUnavailable(String)
 
@@ -103,6 +105,8 @@ public enum CommunicatorError: Error, Equatable, CustomStringConvertible {
             return "\(op): ranks disagree: \(detail)"
         case let .peerExited(op, rank):
             return "\(op): rank \(rank) has ended, so this operation can never complete"
+        case let .timedOut(op, seconds):
+            return "\(op): still waiting after \(seconds) s; the ranks are probably deadlocked (a collective not entered by all, or a receive with no matching send)"
         case let .runtimeUnavailable(why):
             return "MPI is not available: \(why)"
         }

@@ -23,10 +23,13 @@ public final class LocalCommunicator: Communicator {
 
     /// Runs `body` on `ranks` threads, each with its own communicator over one shared world,
     /// and returns the results in rank order. Rethrows the first error thrown by any rank (the
-    /// root cause: ranks that then fail waiting on it throw later).
-    public static func run<R>(ranks: Int, _ body: @escaping (LocalCommunicator) throws -> R) throws -> [R] {
+    /// root cause: ranks that then fail waiting on it throw later). A rank blocked longer than
+    /// `timeout` seconds in one operation throws `CommunicatorError.timedOut` (a deadlock in
+    /// the code under test then fails instead of hanging).
+    public static func run<R>(ranks: Int, timeout: Double = 60,
+                              _ body: @escaping (LocalCommunicator) throws -> R) throws -> [R] {
         precondition(ranks >= 1, "LocalCommunicator.run needs at least one rank")
-        let universe = LocalUniverse(threads: ranks)
+        let universe = LocalUniverse(threads: ranks, timeout: timeout)
         let world = LocalGroup(universe: universe, members: Array(0..<ranks))
         let results = ResultBox<R>(count: ranks)
         let done = DispatchGroup()
@@ -241,7 +244,20 @@ final class LocalUniverse: @unchecked Sendable {
     private(set) var exited: [Bool]
     private(set) var firstError: Error?
 
-    init(threads: Int) { exited = [Bool](repeating: false, count: threads) }
+    /// Longest wait of one operation before it throws `timedOut`.
+    let timeout: Double
+
+    init(threads: Int, timeout: Double) {
+        exited = [Bool](repeating: false, count: threads)
+        self.timeout = timeout
+    }
+
+    /// Waits on `condition` (held by the caller) until signalled or `deadline`; throws when past it.
+    func wait(until deadline: Date, _ operation: String) throws {
+        if !condition.wait(until: deadline) && Date() >= deadline {
+            throw CommunicatorError.timedOut(operation: operation, seconds: timeout)
+        }
+    }
 
     func markExited(_ thread: Int, error: Error?) {
         condition.lock()
@@ -278,6 +294,7 @@ final class LocalGroup: @unchecked Sendable {
         let cond = universe.condition
         cond.lock(); defer { cond.unlock() }
         let myGeneration = generation
+        let deadline = Date(timeIntervalSinceNow: universe.timeout)
         slots[rank] = (name, contribution)
         arrived += 1
         if arrived == members.count {
@@ -299,7 +316,7 @@ final class LocalGroup: @unchecked Sendable {
                 if let missing = members.indices.first(where: { slots[$0] == nil && universe.exited[members[$0]] }) {
                     throw CommunicatorError.peerExited(operation: name, rank: missing)
                 }
-                cond.wait()
+                try universe.wait(until: deadline, name)
             }
         }
         return try lastResult.get()
@@ -317,6 +334,7 @@ final class LocalGroup: @unchecked Sendable {
     func wait(for rank: Int, source: Int?, tag: Int?, remove: Bool, block: Bool, operation: String) throws -> Envelope? {
         let cond = universe.condition
         cond.lock(); defer { cond.unlock() }
+        let deadline = Date(timeIntervalSinceNow: universe.timeout)
         while true {
             if let i = mailboxes[rank].firstIndex(where: { (source == nil || $0.source == source!) && (tag == nil || $0.tag == tag!) }) {
                 let e = mailboxes[rank][i]
@@ -330,7 +348,7 @@ final class LocalGroup: @unchecked Sendable {
             } else if members.indices.allSatisfy({ $0 == rank || universe.exited[members[$0]] }) {
                 throw CommunicatorError.peerExited(operation: operation, rank: members.count == 1 ? rank : (rank + 1) % members.count)
             }
-            cond.wait()
+            try universe.wait(until: deadline, operation)
         }
     }
 }

@@ -240,6 +240,17 @@ final class LocalCommunicatorTests: XCTestCase {
         }
     }
 
+    func testDeadlockTimesOutInsteadOfHanging() {
+        // Both ranks wait to receive first: a deadlock, reported after the timeout.
+        let start = Date()
+        XCTAssertThrowsError(try LocalCommunicator.run(ranks: 2, timeout: 0.3) { comm in
+            _ = try comm.receive(from: 1 - comm.rank, tag: 0)
+        }) { error in
+            XCTAssertEqual(error as? CommunicatorError, .timedOut(operation: "receive", seconds: 0.3))
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 10)
+    }
+
     struct Boom: Error, Equatable { var rank: Int }
 
     func testRunRethrowsTheFirstErrorNotTheFollowUps() {
