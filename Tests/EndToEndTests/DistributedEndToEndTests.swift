@@ -99,6 +99,15 @@ final class DistributedEndToEndTests: XCTestCase {
         }
     }
 
+    /// Smoke test of the benchmark's table (not a measurement).
+    func testBenchCommPrintsATableRowPerSize() throws {
+        let out = try MPIRun.run(np: 2, ["bench", "comm", "--max-size", "16K", "--seconds", "0.01", "--batches", "1"], timeout: 60)
+        XCTAssertTrue(out.succeeded, "\(out)")
+        let rows = out.lines.filter { $0.hasPrefix("1 KiB") || $0.hasPrefix("4 KiB") || $0.hasPrefix("16 KiB") }
+        XCTAssertEqual(rows.count, 3, "\(out)")
+        for row in rows { XCTAssertEqual(row.split(separator: " ").count, 2 + 5, row) }  // size, unit, 5 numbers
+    }
+
     /// A process that called MPI_Init carries OMPI_*/PMIX_* variables (e.g. OMPI_MCA_ess=singleton);
     /// an mpirun inheriting them exits 1 silently. The harness must strip them.
     func testHarnessStripsInheritedMPIJobVariables() throws {
