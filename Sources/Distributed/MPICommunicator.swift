@@ -7,7 +7,6 @@ public final class MPIRuntime: @unchecked Sendable {
     public static let shared = MPIRuntime()
 
     private let lock = NSLock()
-    private var started = false
     /// The thread support level MPI granted (MPI_THREAD_*).
     public private(set) var threadLevel: Int32 = -1
 
@@ -28,17 +27,19 @@ public final class MPIRuntime: @unchecked Sendable {
         MPI_Initialized(&initialized)
         MPI_Finalized(&finalized)
         if finalized != 0 { throw CommunicatorError.runtimeUnavailable("MPI was already finalized in this process") }
-        if initialized != 0 {
-            if !started { started = true; registerAtExit() }
-            return
+        if initialized != 0 && atExitRegistered { return }
+        if initialized == 0 {
+            var provided: Int32 = 0
+            let rc = MPI_Init_thread(nil, nil, cmpi_thread_serialized(), &provided)
+            if rc != cmpi_success() {
+                throw CommunicatorError.mpi(operation: "MPI_Init_thread", code: rc, message: mpiErrorString(rc))
+            }
+            threadLevel = provided
+        } else {
+            var provided: Int32 = 0
+            MPI_Query_thread(&provided)
+            threadLevel = provided
         }
-        var provided: Int32 = 0
-        let rc = MPI_Init_thread(nil, nil, cmpi_thread_serialized(), &provided)
-        if rc != cmpi_success() {
-            throw CommunicatorError.mpi(operation: "MPI_Init_thread", code: rc, message: mpiErrorString(rc))
-        }
-        threadLevel = provided
-        started = true
         registerAtExit()
         try mpiCheck(MPI_Comm_set_errhandler(cmpi_comm_world(), cmpi_errors_return()), "MPI_Comm_set_errhandler")
         try mpiCheck(MPI_Comm_set_errhandler(cmpi_comm_self(), cmpi_errors_return()), "MPI_Comm_set_errhandler")
