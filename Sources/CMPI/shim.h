@@ -11,6 +11,7 @@ static inline MPI_Comm cmpi_comm_null(void) { return MPI_COMM_NULL; }
 
 static inline MPI_Datatype cmpi_byte(void) { return MPI_BYTE; }
 static inline MPI_Datatype cmpi_char(void) { return MPI_CHAR; }
+static inline MPI_Datatype cmpi_uint8(void) { return MPI_UINT8_T; }
 static inline MPI_Datatype cmpi_float(void) { return MPI_FLOAT; }
 static inline MPI_Datatype cmpi_double(void) { return MPI_DOUBLE; }
 static inline MPI_Datatype cmpi_int32(void) { return MPI_INT32_T; }
@@ -41,6 +42,17 @@ static inline int cmpi_thread_single(void) { return MPI_THREAD_SINGLE; }
 static inline int cmpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int cmpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
 static inline int cmpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
+
+static inline MPI_Message cmpi_message_null(void) { return MPI_MESSAGE_NULL; }
+static inline MPI_Message cmpi_message_no_proc(void) { return MPI_MESSAGE_NO_PROC; }
+static inline int cmpi_err_truncate(void) { return MPI_ERR_TRUNCATE; }
+
+/// The largest tag value `comm` accepts (MPI_TAG_UB attribute; at least 32767), or -1.
+static inline int cmpi_tag_ub(MPI_Comm comm) {
+    int *value = 0; int flag = 0;
+    if (MPI_Comm_get_attr(comm, MPI_TAG_UB, &value, &flag) != MPI_SUCCESS || !flag || !value) return -1;
+    return *value;
+}
 
 static inline int cmpi_status_source(const MPI_Status *s) { return s->MPI_SOURCE; }
 static inline int cmpi_status_tag(const MPI_Status *s) { return s->MPI_TAG; }
