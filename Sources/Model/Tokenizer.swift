@@ -13,6 +13,7 @@
 public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     case emptyVocabulary
     case vocabularyTooLarge(count: Int)
+    case tooManyMerges(count: Int)
     case tokenTypeCountMismatch(tokens: Int, tokenTypes: Int)
     case duplicateToken(token: String, firstID: Int, secondID: Int)
     case malformedMerge(index: Int, merge: String)
@@ -27,6 +28,8 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
             return "tokenizer: the vocabulary is empty"
         case .vocabularyTooLarge(let count):
             return "tokenizer: the vocabulary has \(count) tokens, more than Int32 ids can hold"
+        case .tooManyMerges(let count):
+            return "tokenizer: \(count) merges, more than ranks can hold (2^31 - 1)"
         case .tokenTypeCountMismatch(let tokens, let tokenTypes):
             return "tokenizer: \(tokens) tokens but \(tokenTypes) token types; the two lists must have the same length"
         case .duplicateToken(let token, let firstID, let secondID):
@@ -72,7 +75,7 @@ public final class BPETokenizer: Sendable {
     public let unrepresentableBytes: [UInt8]
     /// The bytes each token decodes to: `decodedBytes[decodedOffsets[i] ..< decodedOffsets[i+1]]`.
     private let decodedBytes: [UInt8]
-    private let decodedOffsets: [Int32]
+    private let decodedOffsets: [Int]
     /// Literal texts of control / user-defined tokens, matched in text when `allowSpecial`;
     /// grouped by first byte, longest first.
     private let specialsByFirstByte: [[(bytes: [UInt8], id: Int32)]]
@@ -86,6 +89,7 @@ public final class BPETokenizer: Sendable {
     public init(tokens: [String], merges: [String], tokenTypes: [Int], bos: Int?, eos: Int, pad: Int? = nil) throws {
         guard !tokens.isEmpty else { throw TokenizerError.emptyVocabulary }
         guard tokens.count < Int(Int32.max) else { throw TokenizerError.vocabularyTooLarge(count: tokens.count) }
+        guard merges.count < Int(Int32.max) else { throw TokenizerError.tooManyMerges(count: merges.count) }
         guard tokenTypes.count == tokens.count else {
             throw TokenizerError.tokenTypeCountMismatch(tokens: tokens.count, tokenTypes: tokenTypes.count)
         }
@@ -133,7 +137,7 @@ public final class BPETokenizer: Sendable {
         }
 
         var decodedBytes: [UInt8] = []
-        var decodedOffsets: [Int32] = [0]
+        var decodedOffsets: [Int] = [0]
         decodedOffsets.reserveCapacity(tokens.count + 1)
         var specials: [[(bytes: [UInt8], id: Int32)]] = Array(repeating: [], count: 256)
         for (i, t) in tokens.enumerated() {
@@ -147,7 +151,7 @@ public final class BPETokenizer: Sendable {
             } else {
                 decodedBytes += Array(t.utf8)  // not byte-level spelled: take it literally
             }
-            decodedOffsets.append(Int32(decodedBytes.count))
+            decodedOffsets.append(decodedBytes.count)
         }
         for k in 0..<256 { specials[k].sort { $0.bytes.count > $1.bytes.count } }
 
@@ -191,7 +195,7 @@ public final class BPETokenizer: Sendable {
             guard let id = Int(exactly: raw), id >= 0, id < tokens.count else {
                 throw TokenizerError.invalidTokenID(id: Int(clamping: raw), vocabSize: tokens.count)
             }
-            out += decodedBytes[Int(decodedOffsets[id])..<Int(decodedOffsets[id + 1])]
+            out += decodedBytes[decodedOffsets[id]..<decodedOffsets[id + 1]]
         }
         return out
     }

@@ -7,6 +7,12 @@ import XCTest
 final class TokenizerTests: XCTestCase {
     func tokenizer() throws -> BPETokenizer { try TokenizerFixture.tokenizer.get() }
 
+    /// Removes the extracted vocabulary and scripts (only this class uses the fixture).
+    override class func tearDown() {
+        try? FileManager.default.removeItem(at: TokenizerFixture.workDir)
+        super.tearDown()
+    }
+
     static let trickyStrings: [String] = [
         "", " ", "  ", "Hello world", "Hello, world!", " leading space", "trailing space ",
         "multiple   spaces   between", "   ", "\t", "\n", "\n\n", "\r\n", " \n ", "a\n\nb", "a \n b",
@@ -332,7 +338,11 @@ final class TokenizerTests: XCTestCase {
     // MARK: Throughput (printed, not asserted)
 
     func testEncodeThroughput() throws {
-        let tok = try tokenizer()
+        let v = try TokenizerFixture.vocab.get()
+        let t00 = Date()
+        let tok = try BPETokenizer(tokens: v.tokens, merges: v.merges, tokenTypes: v.token_type,
+                                   bos: v.bos, eos: v.eos, pad: v.pad)
+        print(String(format: "tokenizer init: %.3f s", Date().timeIntervalSince(t00)))
         let files = try TokenizerFixture.stdlibFiles()
         #if DEBUG
         let target = 256 * 1024  // debug builds are slow; the release figure is the one that matters
@@ -351,5 +361,25 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(back.count, bytes)
         print(String(format: "tokenizer throughput: encode %.2f MB in %.3f s = %.2f MB/s (%d tokens, %.2f bytes/token); decode %.3f s",
                      Double(bytes) / 1e6, dt, Double(bytes) / 1e6 / dt, ids.count, Double(bytes) / Double(ids.count), dt2))
+
+        // Harder inputs: long random multi-script words (few cache hits, long pieces) and one
+        // piece of `target` bytes (the heap merge path).
+        var rng = SplitMix64(seed: 5)
+        let scripts: [ClosedRange<UInt32>] = [0x61...0x7A, 0x3B1...0x3C9, 0x430...0x44F, 0x4E00...0x9FFF, 0xAC00...0xD7A3]
+        var words = String.UnicodeScalarView()
+        while words.count * 2 < target {
+            let range = scripts[Int.random(in: 0..<scripts.count, using: &rng)]
+            for _ in 0..<Int.random(in: 1...12, using: &rng) {
+                words.append(Unicode.Scalar(UInt32.random(in: range, using: &rng))!)
+            }
+            words.append(" ")
+        }
+        for (name, hard) in [("random words", String(words)), ("one long piece", String(repeating: "=", count: target))] {
+            let t = Date()
+            let n = tok.encode(hard).count
+            let d = Date().timeIntervalSince(t)
+            let mb = Double(hard.utf8.count) / 1e6
+            print(String(format: "tokenizer throughput (%@): %.2f MB in %.3f s = %.2f MB/s (%d tokens)", name, mb, d, mb / d, n))
+        }
     }
 }
