@@ -57,13 +57,45 @@ final class TokenizerTests: XCTestCase {
 
     func testStdlibFilesMatchReference() throws {
         let tok = try tokenizer()
-        let names = ["fractions.py", "functools.py", "shlex.py", "statistics.py", "heapq.py",
+        var names = ["fractions.py", "functools.py", "shlex.py", "statistics.py", "heapq.py",
                      "string.py", "textwrap.py", "typing.py"]
+        // EBFT_TOKENIZER_ALL_STDLIB=1: every stdlib .py file (4.7 MB; slow in debug builds).
+        if ProcessInfo.processInfo.environment["EBFT_TOKENIZER_ALL_STDLIB"] == "1" {
+            names = try TokenizerFixture.stdlibFiles().map { $0.lastPathComponent }
+        }
         let texts = try names.map { try TokenizerFixture.readText(URL(fileURLWithPath: "/usr/lib/python3.11/\($0)")) }
         let expected = try TokenizerFixture.referenceEncode(texts)
         for (name, (text, ref)) in zip(names, zip(texts, expected)) {
             let got = tok.encode(text)
             XCTAssertTrue(got == ref, "\(name): \(firstDifference(got, ref))")
+        }
+    }
+
+    /// German-English dictionary text (apt `trans-de-en`, installed by `make deps`): umlauts,
+    /// ß, punctuation and abbreviations. First 200 KB, or EBFT_TOKENIZER_DEEN_BYTES.
+    func testGermanEnglishDictionaryMatchesReference() throws {
+        let tok = try tokenizer()
+        let path = "/usr/share/trans/de-en"
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw XCTSkip("\(path) is missing (apt package trans-de-en; make deps installs it)")
+        }
+        defer { try? handle.close() }
+        let limit = Int(ProcessInfo.processInfo.environment["EBFT_TOKENIZER_DEEN_BYTES"] ?? "") ?? 200_000
+        var data = handle.readData(ofLength: limit)
+        if let lastNewline = data.lastIndex(of: 0x0A) { data = data[..<(lastNewline + 1)] }
+        let text = String(decoding: data, as: UTF8.self)
+        // In chunks of lines, so that a failure points near its place.
+        var chunks: [String] = []
+        var current = ""
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            current += line + "\n"
+            if current.utf8.count > 20_000 { chunks.append(current); current = "" }
+        }
+        if !current.isEmpty { chunks.append(current) }
+        let expected = try TokenizerFixture.referenceEncode(chunks)
+        for (k, (chunk, ref)) in zip(chunks, expected).enumerated() {
+            let got = tok.encode(chunk)
+            XCTAssertTrue(got == ref, "de-en chunk \(k): \(firstDifference(got, ref))")
         }
     }
 
