@@ -415,3 +415,24 @@ final class TokenizerTests: XCTestCase {
         }
     }
 }
+
+extension TokenizerTests {
+    func testStreamDecoderNeverSplitsCharacters() throws {
+        let tok = try tokenizer()
+        let text = "Grüße 😀👍🏽 中文文本 and ascii <|im_end|> ∀x∈ℝ 🇫🇷!"
+        for special in [false, true] {
+            var stream = TokenStreamDecoder(tokenizer: tok)
+            var pieces: [String] = []
+            for id in tok.encode(text, allowSpecial: special) { pieces.append(try stream.append(id)) }
+            pieces.append(stream.finish())
+            XCTAssertFalse(pieces.joined().unicodeScalars.contains("\u{FFFD}"))
+            XCTAssertEqual(Array(pieces.joined().utf8), Array(text.utf8))
+            XCTAssertTrue(pieces.contains(""), "some token should end inside a multi-byte character")
+        }
+        var stream = TokenStreamDecoder(tokenizer: tok)
+        let emoji = tok.encode("😀")
+        XCTAssertEqual(try stream.append(emoji[0]), "")
+        XCTAssertEqual(stream.finish(), "\u{FFFD}")
+        XCTAssertThrowsError(try stream.append(-5))
+    }
+}
