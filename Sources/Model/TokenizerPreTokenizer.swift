@@ -70,20 +70,37 @@ enum ScalarClass: UInt8 {
 }
 
 enum PreTokenizer {
-    static let asciiClasses: [ScalarClass] = (0..<128).map { classify(UInt32($0)) }
+    /// Classes of the Basic Multilingual Plane, computed once; other planes are classified on
+    /// the fly.
+    static let bmpClasses: [ScalarClass] = (0..<0x10000).map { computeClass(UInt32($0)) }
 
+    @inline(__always)
     static func classify(_ value: UInt32) -> ScalarClass {
+        value < 0x10000 ? bmpClasses[Int(value)] : computeClass(value)
+    }
+
+    /// The class of a scalar by its Unicode properties. Letters assigned after Unicode 16.0 count
+    /// as unassigned (`.other`): the reference's regex engine (Oniguruma in HF `tokenizers`)
+    /// predates them, while Swift 6.3's tables are Unicode 17. Numbers need no such cut: the
+    /// reference isolates digits with Rust's `char::is_numeric`, whose tables are as new as
+    /// Swift's (checked exhaustively over all scalars against tokenizers 0.23.3).
+    static func computeClass(_ value: UInt32) -> ScalarClass {
         if value == 0x20 { return .space }
         guard let scalar = Unicode.Scalar(value) else { return .other }
         let props = scalar.properties
         switch props.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
-            return .letter
+            return isNewerThanReference(props) ? .other : .letter
         case .decimalNumber, .letterNumber, .otherNumber:
             return .number
         default:
             return props.isWhitespace ? .whitespace : .other
         }
+    }
+
+    static func isNewerThanReference(_ props: Unicode.Scalar.Properties) -> Bool {
+        guard let age = props.age else { return false }
+        return age.major > 16
     }
 
     /// Splits valid UTF-8 `bytes` into pre-tokenisation pieces and calls `emit(start, end)` with
@@ -102,7 +119,7 @@ enum PreTokenizer {
             let b0 = bytes[p]
             starts.append(Int32(p))
             if b0 < 0x80 {
-                classes.append(asciiClasses[Int(b0)])
+                classes.append(bmpClasses[Int(b0)])
                 p += 1
                 continue
             }

@@ -36,6 +36,29 @@ final class TokenizerErrorTests: XCTestCase {
         XCTAssertNil(ByteLevel.decode("€"))
     }
 
+    func testScalarClasses() {
+        XCTAssertEqual(PreTokenizer.classify(0x20), .space)
+        for v: UInt32 in [0x09, 0x0A, 0x0D, 0x85, 0xA0, 0x1680, 0x2000, 0x200A, 0x2028, 0x202F, 0x3000] {
+            XCTAssertEqual(PreTokenizer.classify(v), .whitespace, String(v, radix: 16))
+        }
+        for v: UInt32 in [0x1C, 0x1F, 0x180E, 0x200B, 0xFEFF, 0x301, 0x21, 0xD7FF, 0xE000] {
+            XCTAssertEqual(PreTokenizer.classify(v), .other, String(v, radix: 16))
+        }
+        for v: UInt32 in [0x41, 0x7A, 0xDF, 0x3A9, 0x4E2D, 0x2B5, 0x20000] {
+            XCTAssertEqual(PreTokenizer.classify(v), .letter, String(v, radix: 16))
+        }
+        for v: UInt32 in [0x30, 0x39, 0x663, 0x2167, 0xBD, 0xB2, 0x1D7CE] {
+            XCTAssertEqual(PreTokenizer.classify(v), .number, String(v, radix: 16))
+        }
+        // Letters new in Unicode 17 (U+A7CE, U+10940) count as unassigned, as in the reference.
+        XCTAssertEqual(PreTokenizer.classify(0xA7CE), .other)
+        XCTAssertEqual(PreTokenizer.classify(0x10940), .other)
+        // The BMP table and the direct computation agree.
+        for v in stride(from: UInt32(0), to: 0x10000, by: 7) {
+            XCTAssertEqual(PreTokenizer.bmpClasses[Int(v)], PreTokenizer.computeClass(v))
+        }
+    }
+
     func testMalformedMerges() {
         for bad in ["ab", "a  b", "a b c", "", " a", "a ", " "] {
             let idx = 1

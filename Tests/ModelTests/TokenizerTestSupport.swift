@@ -81,6 +81,21 @@ enum TokenizerFixture {
             out.append([p for p, _ in plain.pre_tokenizer.pre_tokenize_str(r["text"])])
         elif op == "decode":
             out.append(special.decode(r["ids"], skip_special_tokens=False))
+        elif op == "classes":
+            # The pre-tokeniser class of each scalar, read off how the reference splits
+            # "x"+c+c+"." and "x"+c+c: 0 letter, 1 number, 3 whitespace, 4 other, 8 unclear.
+            pt = plain.pre_tokenizer
+            ks = []
+            for v in r["scalars"]:
+                c = chr(v)
+                p1 = [p for p, _ in pt.pre_tokenize_str("x" + c + c + ".")]
+                p2 = [p for p, _ in pt.pre_tokenize_str("x" + c + c)]
+                if len(p1) == 2 and p1[1] == ".": ks.append(0)
+                elif len(p1) == 4 and len(p2) == 3: ks.append(1)
+                elif len(p1) == 4 and len(p2) == 2: ks.append(3)
+                elif len(p1) == 2: ks.append(4)
+                else: ks.append(8)
+            out.append(ks)
         else:
             raise SystemExit("unknown op " + op)
     with open(sys.argv[3], "w", encoding="utf-8") as fh:
@@ -132,8 +147,9 @@ enum TokenizerFixture {
         case encode(String, special: Bool)
         case pretokenize(String)
         case decode([Int32])
+        case classes([UInt32])
 
-        enum Key: String, CodingKey { case op, text, special, ids }
+        enum Key: String, CodingKey { case op, text, special, ids, scalars }
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: Key.self)
             switch self {
@@ -143,6 +159,8 @@ enum TokenizerFixture {
                 try c.encode("pretokenize", forKey: .op); try c.encode(t, forKey: .text)
             case .decode(let ids):
                 try c.encode("decode", forKey: .op); try c.encode(ids, forKey: .ids)
+            case .classes(let scalars):
+                try c.encode("classes", forKey: .op); try c.encode(scalars, forKey: .scalars)
             }
         }
     }
@@ -177,6 +195,12 @@ enum TokenizerFixture {
     /// Reference decoded text for each id sequence.
     static func referenceDecode(_ seqs: [[Int32]]) throws -> [String] {
         try reference(seqs.map { .decode($0) }, as: String.self)
+    }
+
+    /// The reference's pre-tokeniser class of each scalar (0 letter, 1 number, 3 whitespace,
+    /// 4 other), as `ScalarClass` raw values.
+    static func referenceClasses(_ scalars: [UInt32]) throws -> [UInt8] {
+        try reference([.classes(scalars)], as: [UInt8].self)[0]
     }
 
     /// Python stdlib sources (`libpython3.11-stdlib`), sorted by path.
