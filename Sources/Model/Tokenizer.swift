@@ -225,7 +225,7 @@ public final class BPETokenizer: Sendable {
     public func preTokenize(_ text: String) -> [String] {
         var text = text
         return text.withUTF8 { buf in
-            var classes: [ScalarClass] = [], starts: [Int32] = []
+            var classes: [ScalarClass] = [], starts: [Int] = []
             var pieces: [String] = []
             PreTokenizer.split(buf, classes: &classes, starts: &starts) { a, b in
                 pieces.append(String(decoding: UnsafeBufferPointer(rebasing: buf[a..<b]), as: UTF8.self))
@@ -273,7 +273,7 @@ public final class BPETokenizer: Sendable {
     /// Scratch state of one `encode` call, including the per-piece cache.
     struct Workspace {
         var classes: [ScalarClass] = []
-        var starts: [Int32] = []
+        var starts: [Int] = []
         var symbols: [Int32] = []
         var pairs: [UInt64] = []
         /// Pieces of at most 15 bytes -> range in `cacheStore`.

@@ -108,7 +108,7 @@ enum PreTokenizer {
     ///
     /// `classes` and `starts` are scratch buffers (reused across calls to avoid allocation).
     static func split(_ bytes: UnsafeBufferPointer<UInt8>,
-                      classes: inout [ScalarClass], starts: inout [Int32],
+                      classes: inout [ScalarClass], starts: inout [Int],
                       emit: (Int, Int) -> Void) {
         // Decode scalars: class and byte offset of each.
         classes.removeAll(keepingCapacity: true)
@@ -117,7 +117,7 @@ enum PreTokenizer {
         var p = 0
         while p < count {
             let b0 = bytes[p]
-            starts.append(Int32(p))
+            starts.append(p)
             if b0 < 0x80 {
                 classes.append(bmpClasses[Int(b0)])
                 p += 1
@@ -135,8 +135,8 @@ enum PreTokenizer {
             p += max(len, 1)
         }
         let n = classes.count
-        @inline(__always) func byteStart(_ i: Int) -> Int { i < n ? Int(starts[i]) : count }
-        @inline(__always) func asciiAt(_ i: Int) -> UInt8 { i < n ? bytes[Int(starts[i])] : 0 }
+        @inline(__always) func byteStart(_ i: Int) -> Int { i < n ? starts[i] : count }
+        @inline(__always) func asciiAt(_ i: Int) -> UInt8 { i < n ? bytes[starts[i]] : 0 }
 
         var i = 0
         while i < n {
@@ -149,7 +149,7 @@ enum PreTokenizer {
                 while j < n && classes[j] == .letter { j += 1 }
             case .other:
                 // Contractions come first in the alternation: 's 't 'm 'd 're 've 'll.
-                if bytes[Int(starts[i])] == 0x27 /* ' */ && i + 1 < n {
+                if bytes[starts[i]] == 0x27 /* ' */ && i + 1 < n {
                     let a = asciiAt(i + 1), b = asciiAt(i + 2)
                     if a == 0x73 || a == 0x74 || a == 0x6D || a == 0x64 {  // s t m d
                         j = i + 2
