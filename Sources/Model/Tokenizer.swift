@@ -9,6 +9,8 @@
 /// Token ids are `Int32` (the vocabulary has 49152 entries; half the memory of `Int` for the long
 /// id sequences the trainer keeps).
 
+import Foundation  // LocalizedError only
+
 /// Why a tokeniser could not be built or an id could not be decoded.
 public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     case emptyVocabulary
@@ -46,6 +48,10 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
             return "tokenizer: token id \(id) is outside the vocabulary (0..<\(vocabSize))"
         }
     }
+}
+
+extension TokenizerError: LocalizedError {
+    public var errorDescription: String? { description }
 }
 
 /// GGUF token types (`tokenizer.ggml.token_type`).

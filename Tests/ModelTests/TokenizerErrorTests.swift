@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import Model
 
@@ -19,7 +20,8 @@ final class TokenizerErrorTests: XCTestCase {
                          file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
             XCTAssertEqual(error as? TokenizerError, expected, file: file, line: line)
-            XCTAssertFalse("\(error)".isEmpty, file: file, line: line)
+            XCTAssertTrue("\(error)".hasPrefix("tokenizer: "), file: file, line: line)
+            XCTAssertEqual(error.localizedDescription, "\(error)", file: file, line: line)
         }
     }
 
