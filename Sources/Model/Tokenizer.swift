@@ -1,0 +1,506 @@
+/// Byte-level BPE tokeniser as SmolLM2 uses it (GGUF `tokenizer.ggml.model = gpt2`,
+/// `tokenizer.ggml.pre = smollm`).
+///
+/// Encoding: (optionally) split out control tokens written literally in the text, pre-tokenise
+/// each remaining segment (see `PreTokenizer`), spell each piece's UTF-8 bytes with the GPT-2
+/// byte characters, apply merges lowest rank first until none applies, and look the symbols up.
+/// Decoding concatenates each token's bytes (control tokens give their literal text).
+///
+/// Token ids are `Int32` (the vocabulary has 49152 entries; half the memory of `Int` for the long
+/// id sequences the trainer keeps).
+
+import Foundation  // LocalizedError only
+
+/// Why a tokeniser could not be built or an id could not be decoded.
+public enum TokenizerError: Error, Equatable, CustomStringConvertible {
+    case emptyVocabulary
+    case vocabularyTooLarge(count: Int)
+    case tooManyMerges(count: Int)
+    case tokenTypeCountMismatch(tokens: Int, tokenTypes: Int)
+    case duplicateToken(token: String, firstID: Int, secondID: Int)
+    case malformedMerge(index: Int, merge: String)
+    case mergeTokenNotInVocabulary(index: Int, merge: String, token: String)
+    case mergeResultNotInVocabulary(index: Int, merge: String, result: String)
+    case specialTokenOutOfRange(name: String, id: Int, vocabSize: Int)
+    case invalidTokenID(id: Int, vocabSize: Int)
+
+    public var description: String {
+        switch self {
+        case .emptyVocabulary:
+            return "tokenizer: the vocabulary is empty"
+        case .vocabularyTooLarge(let count):
+            return "tokenizer: the vocabulary has \(count) tokens, more than Int32 ids can hold"
+        case .tooManyMerges(let count):
+            return "tokenizer: \(count) merges, more than ranks can hold (2^31 - 1)"
+        case .tokenTypeCountMismatch(let tokens, let tokenTypes):
+            return "tokenizer: \(tokens) tokens but \(tokenTypes) token types; the two lists must have the same length"
+        case .duplicateToken(let token, let firstID, let secondID):
+            return "tokenizer: token \(String(reflecting: token)) appears twice in the vocabulary (ids \(firstID) and \(secondID))"
+        case .malformedMerge(let index, let merge):
+            return "tokenizer: merge #\(index) \(String(reflecting: merge)) is malformed; expected two non-empty tokens separated by one space"
+        case .mergeTokenNotInVocabulary(let index, let merge, let token):
+            return "tokenizer: merge #\(index) \(String(reflecting: merge)) uses \(String(reflecting: token)), which is not in the vocabulary"
+        case .mergeResultNotInVocabulary(let index, let merge, let result):
+            return "tokenizer: merge #\(index) \(String(reflecting: merge)) produces \(String(reflecting: result)), which is not in the vocabulary"
+        case .specialTokenOutOfRange(let name, let id, let vocabSize):
+            return "tokenizer: \(name) token id \(id) is outside the vocabulary (0..<\(vocabSize))"
+        case .invalidTokenID(let id, let vocabSize):
+            return "tokenizer: token id \(id) is outside the vocabulary (0..<\(vocabSize))"
+        }
+    }
+}
+
+extension TokenizerError: LocalizedError {
+    public var errorDescription: String? { description }
+}
+
+/// GGUF token types (`tokenizer.ggml.token_type`).
+public enum TokenType: Int, Sendable {
+    case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
+}
+
+public final class BPETokenizer: Sendable {
+    /// Token spellings, indexed by id.
+    public let tokens: [String]
+    /// Raw GGUF token types, indexed by id (see `TokenType`).
+    public let tokenTypes: [Int32]
+    public let bos: Int32?
+    public let eos: Int32
+    public let pad: Int32?
+    public var vocabSize: Int { tokens.count }
+
+    private let tokenToID: [String: Int32]
+    /// (left id << 32 | right id) -> (rank << 32 | merged id).
+    private let merges: [UInt64: UInt64]
+    /// Token id of each single byte; -1 where the vocabulary has no token for it.
+    private let byteIDs: [Int32]
+    /// Bytes the vocabulary has no token for (SmolLM2: 0x04 0x06 0x13 0x14 0x16 0x1D, and 0xC0
+    /// 0xC1 0xF1 0xF2 0xF5...0xFF, the last never in valid UTF-8). `encode` drops them, as the
+    /// reference does (HF BPE without an unknown token; llama.cpp likewise), so text holding them
+    /// does not round-trip; the neighbours of a dropped byte become adjacent for merging.
+    public let unrepresentableBytes: [UInt8]
+    /// The bytes each token decodes to: `decodedBytes[decodedOffsets[i] ..< decodedOffsets[i+1]]`.
+    private let decodedBytes: [UInt8]
+    private let decodedOffsets: [Int]
+    /// Literal texts of control / user-defined tokens, matched in text when `allowSpecial`;
+    /// grouped by first byte, longest first.
+    private let specialsByFirstByte: [[(bytes: [UInt8], id: Int32)]]
+
+    /// Builds a tokeniser from plain vocabulary arrays (as stored in GGUF).
+    /// - Parameters:
+    ///   - tokens: token spellings; id = index.
+    ///   - merges: `"left right"` strings; rank = index (lower merges first).
+    ///   - tokenTypes: one GGUF token type per token (1 normal, 3 control, 4 user-defined, ...).
+    ///   - bos, eos, pad: special ids (`pad` defaults to none).
+    public init(tokens: [String], merges: [String], tokenTypes: [Int], bos: Int?, eos: Int, pad: Int? = nil) throws {
+        guard !tokens.isEmpty else { throw TokenizerError.emptyVocabulary }
+        guard tokens.count < Int(Int32.max) else { throw TokenizerError.vocabularyTooLarge(count: tokens.count) }
+        guard merges.count < Int(Int32.max) else { throw TokenizerError.tooManyMerges(count: merges.count) }
+        guard tokenTypes.count == tokens.count else {
+            throw TokenizerError.tokenTypeCountMismatch(tokens: tokens.count, tokenTypes: tokenTypes.count)
+        }
+        for (name, id) in [("bos", bos), ("eos", eos as Int?), ("pad", pad)] {
+            if let id = id, !(0..<tokens.count).contains(id) {
+                throw TokenizerError.specialTokenOutOfRange(name: name, id: id, vocabSize: tokens.count)
+            }
+        }
+
+        var tokenToID: [String: Int32] = [:]
+        tokenToID.reserveCapacity(tokens.count)
+        for (i, t) in tokens.enumerated() {
+            if let first = tokenToID[t] {
+                throw TokenizerError.duplicateToken(token: t, firstID: Int(first), secondID: i)
+            }
+            tokenToID[t] = Int32(i)
+        }
+
+        var byteIDs = [Int32](repeating: -1, count: 256)
+        for b in 0..<256 {
+            byteIDs[b] = tokenToID[String(Unicode.Scalar(ByteLevel.byteToScalar[b])!)] ?? -1
+        }
+
+        var mergeTable: [UInt64: UInt64] = [:]
+        mergeTable.reserveCapacity(merges.count)
+        for (rank, m) in merges.enumerated() {
+            let parts = m.split(separator: " ", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw TokenizerError.malformedMerge(index: rank, merge: m)
+            }
+            let left = String(parts[0]), right = String(parts[1])
+            guard let l = tokenToID[left] else {
+                throw TokenizerError.mergeTokenNotInVocabulary(index: rank, merge: m, token: left)
+            }
+            guard let r = tokenToID[right] else {
+                throw TokenizerError.mergeTokenNotInVocabulary(index: rank, merge: m, token: right)
+            }
+            guard let result = tokenToID[left + right] else {
+                throw TokenizerError.mergeResultNotInVocabulary(index: rank, merge: m, result: left + right)
+            }
+            let key = UInt64(UInt32(l)) << 32 | UInt64(UInt32(r))
+            if mergeTable[key] == nil {  // a repeated pair keeps its first (lowest) rank
+                mergeTable[key] = UInt64(UInt32(rank)) << 32 | UInt64(UInt32(result))
+            }
+        }
+
+        var decodedBytes: [UInt8] = []
+        var decodedOffsets: [Int] = [0]
+        decodedOffsets.reserveCapacity(tokens.count + 1)
+        var specials: [[(bytes: [UInt8], id: Int32)]] = Array(repeating: [], count: 256)
+        for (i, t) in tokens.enumerated() {
+            let type = tokenTypes[i]
+            if type == TokenType.control.rawValue || type == TokenType.userDefined.rawValue {
+                let bytes = Array(t.utf8)
+                decodedBytes += bytes
+                if !bytes.isEmpty { specials[Int(bytes[0])].append((bytes, Int32(i))) }
+            } else if let bytes = ByteLevel.decode(t) {
+                decodedBytes += bytes
+            } else {
+                decodedBytes += Array(t.utf8)  // not byte-level spelled: take it literally
+            }
+            decodedOffsets.append(decodedBytes.count)
+        }
+        for k in 0..<256 { specials[k].sort { $0.bytes.count > $1.bytes.count } }
+
+        self.tokens = tokens
+        self.tokenTypes = tokenTypes.map { Int32(truncatingIfNeeded: $0) }
+        self.bos = bos.map { Int32($0) }
+        self.eos = Int32(eos)
+        self.pad = pad.map { Int32($0) }
+        self.tokenToID = tokenToID
+        self.merges = mergeTable
+        self.byteIDs = byteIDs
+        self.unrepresentableBytes = (0..<256).filter { byteIDs[$0] < 0 }.map { UInt8($0) }
+        self.decodedBytes = decodedBytes
+        self.decodedOffsets = decodedOffsets
+        self.specialsByFirstByte = specials
+    }
+
+    // MARK: Lookup
+
+    /// The id of a token spelling (as in the vocabulary, e.g. `"Ġthe"` or `"<|im_start|>"`).
+    public func id(of token: String) -> Int32? { tokenToID[token] }
+
+    /// The vocabulary spelling of `id`, or nil when `id` is outside the vocabulary.
+    public func token(_ id: Int32) -> String? {
+        (0..<Int32(tokens.count)).contains(id) ? tokens[Int(id)] : nil
+    }
+
+    /// Whether `id` is a control or user-defined token (matched literally, decoded literally).
+    public func isSpecial(_ id: Int32) -> Bool {
+        guard (0..<Int32(tokens.count)).contains(id) else { return false }
+        let t = tokenTypes[Int(id)]
+        return t == Int32(TokenType.control.rawValue) || t == Int32(TokenType.userDefined.rawValue)
+    }
+
+    // MARK: Decoding
+
+    /// The exact bytes `ids` stand for (may end inside a UTF-8 sequence).
+    public func decodeBytes<S: Sequence>(_ ids: S) throws -> [UInt8] where S.Element: BinaryInteger {
+        var out: [UInt8] = []
+        for raw in ids {
+            guard let id = Int(exactly: raw), id >= 0, id < tokens.count else {
+                throw TokenizerError.invalidTokenID(id: Int(clamping: raw), vocabSize: tokens.count)
+            }
+            out += decodedBytes[decodedOffsets[id]..<decodedOffsets[id + 1]]
+        }
+        return out
+    }
+
+    /// The text `ids` stand for. Exact for complete sequences; a UTF-8 sequence split by the end
+    /// of `ids` (or an invalid one) becomes U+FFFD. Use `decodeBytes` for streaming.
+    public func decode<S: Sequence>(_ ids: S) throws -> String where S.Element: BinaryInteger {
+        String(decoding: try decodeBytes(ids), as: UTF8.self)
+    }
+
+    // MARK: Encoding
+
+    /// Encodes `text`. With `allowSpecial`, literal control-token texts (e.g. `<|im_start|>`)
+    /// become their ids (leftmost, longest first) and the text between them is encoded normally;
+    /// without it they are ordinary text. No BOS is added (SmolLM2: `add_bos_token = false`).
+    public func encode(_ text: String, allowSpecial: Bool = false) -> [Int32] {
+        var text = text
+        return text.withUTF8 { encode(utf8: $0, allowSpecial: allowSpecial) }
+    }
+
+    /// Encodes UTF-8 `bytes`; invalid UTF-8 is first repaired to U+FFFD, as `String` would.
+    public func encode(utf8 bytes: [UInt8], allowSpecial: Bool = false) -> [Int32] {
+        encode(String(decoding: bytes, as: UTF8.self), allowSpecial: allowSpecial)
+    }
+
+    /// The pre-tokenisation pieces of `text` (no special-token handling), for inspection.
+    public func preTokenize(_ text: String) -> [String] {
+        var text = text
+        return text.withUTF8 { buf in
+            var classes: [ScalarClass] = [], starts: [Int] = []
+            var pieces: [String] = []
+            PreTokenizer.split(buf, classes: &classes, starts: &starts) { a, b in
+                pieces.append(String(decoding: UnsafeBufferPointer(rebasing: buf[a..<b]), as: UTF8.self))
+            }
+            return pieces
+        }
+    }
+
+    private func encode(utf8 buf: UnsafeBufferPointer<UInt8>, allowSpecial: Bool) -> [Int32] {
+        var ws = Workspace()
+        var out: [Int32] = []
+        out.reserveCapacity(buf.count / 3 + 8)
+        guard allowSpecial else {
+            encodeOrdinary(buf, into: &out, ws: &ws)
+            return out
+        }
+        var segmentStart = 0
+        var p = 0
+        let n = buf.count
+        while p < n {
+            let candidates = specialsByFirstByte[Int(buf[p])]
+            var matched: (length: Int, id: Int32)? = nil
+            for c in candidates where c.bytes.count <= n - p {
+                var k = 1
+                while k < c.bytes.count && buf[p + k] == c.bytes[k] { k += 1 }
+                if k == c.bytes.count { matched = (k, c.id); break }
+            }
+            if let m = matched {
+                if segmentStart < p {
+                    encodeOrdinary(UnsafeBufferPointer(rebasing: buf[segmentStart..<p]), into: &out, ws: &ws)
+                }
+                out.append(m.id)
+                p += m.length
+                segmentStart = p
+            } else {
+                p += 1
+            }
+        }
+        if segmentStart < n {
+            encodeOrdinary(UnsafeBufferPointer(rebasing: buf[segmentStart..<n]), into: &out, ws: &ws)
+        }
+        return out
+    }
+
+    /// Scratch state of one `encode` call, including the per-piece cache.
+    struct Workspace {
+        var classes: [ScalarClass] = []
+        var starts: [Int] = []
+        var symbols: [Int32] = []
+        var pairs: [UInt64] = []
+        /// Pieces of at most 15 bytes -> range in `cacheStore`.
+        var cache: [PieceKey: UInt64] = [:]
+        var cacheStore: [Int32] = []
+        // Heap path buffers.
+        var prev: [Int32] = []
+        var next: [Int32] = []
+        var heap: [UInt64] = []
+    }
+
+    /// A piece of at most 15 bytes packed into two words (length in the top byte).
+    struct PieceKey: Hashable {
+        var a: UInt64 = 0
+        var b: UInt64 = 0
+    }
+
+    private func encodeOrdinary(_ buf: UnsafeBufferPointer<UInt8>, into out: inout [Int32], ws: inout Workspace) {
+        // The scratch buffers of the split are moved out of `ws` so that the closure below may
+        // use `ws` freely (exclusive access).
+        var classes = ws.classes, starts = ws.starts
+        ws.classes = []; ws.starts = []
+        defer { ws.classes = classes; ws.starts = starts }
+        PreTokenizer.split(buf, classes: &classes, starts: &starts) { start, end in
+            let len = end - start
+            if len == 1 {
+                let id = byteIDs[Int(buf[start])]
+                if id >= 0 { out.append(id) }
+                return
+            }
+            if len <= 15 {
+                var key = PieceKey()
+                for k in 0..<len {
+                    let v = UInt64(buf[start + k])
+                    if k < 8 { key.a |= v << (8 * UInt64(k)) } else { key.b |= v << (8 * UInt64(k - 8)) }
+                }
+                key.b |= UInt64(len) << 56
+                if let r = ws.cache[key] {
+                    let s = Int(r >> 32), c = Int(r & 0xFFFF_FFFF)
+                    out += ws.cacheStore[s..<s + c]
+                    return
+                }
+                let before = out.count
+                mergePiece(UnsafeBufferPointer(rebasing: buf[start..<end]), into: &out, ws: &ws)
+                let s = ws.cacheStore.count
+                ws.cacheStore += out[before...]
+                ws.cache[key] = UInt64(s) << 32 | UInt64(out.count - before)
+                return
+            }
+            mergePiece(UnsafeBufferPointer(rebasing: buf[start..<end]), into: &out, ws: &ws)
+        }
+    }
+
+    @inline(__always)
+    private func mergeValue(_ l: Int32, _ r: Int32) -> UInt64 {
+        merges[UInt64(UInt32(l)) << 32 | UInt64(UInt32(r))] ?? UInt64.max
+    }
+
+    /// Applies the merges to one piece's bytes and appends the resulting ids.
+    /// Pieces of more than `heapAbove` symbols take the heap path.
+    func mergePiece(_ piece: UnsafeBufferPointer<UInt8>, into out: inout [Int32], ws: inout Workspace,
+                    heapAbove: Int = 96) {
+        // Initial symbols: one per byte (bytes without a token are left out).
+        ws.symbols.removeAll(keepingCapacity: true)
+        for b in piece {
+            let id = byteIDs[Int(b)]
+            if id >= 0 { ws.symbols.append(id) }
+        }
+        var n = ws.symbols.count
+        if n <= 1 {
+            out += ws.symbols
+            return
+        }
+        if n > heapAbove {
+            mergeSymbolsHeap(into: &out, ws: &ws)
+            return
+        }
+        // Short pieces: keep the symbols and the merge value (rank << 32 | result) of each
+        // adjacent pair; repeatedly merge the leftmost pair of lowest rank.
+        ws.pairs.removeAll(keepingCapacity: true)
+        for k in 0..<(n - 1) { ws.pairs.append(mergeValue(ws.symbols[k], ws.symbols[k + 1])) }
+        while n > 1 {
+            var best = UInt64.max, at = -1
+            for k in 0..<(n - 1) where ws.pairs[k] < best { best = ws.pairs[k]; at = k }
+            if at < 0 { break }
+            ws.symbols[at] = Int32(truncatingIfNeeded: best & 0xFFFF_FFFF)
+            ws.symbols.remove(at: at + 1)
+            ws.pairs.remove(at: at)
+            n -= 1
+            if at > 0 { ws.pairs[at - 1] = mergeValue(ws.symbols[at - 1], ws.symbols[at]) }
+            if at < n - 1 { ws.pairs[at] = mergeValue(ws.symbols[at], ws.symbols[at + 1]) }
+        }
+        out += ws.symbols
+    }
+
+    /// Long pieces: symbols in a linked list, candidate pairs in a min-heap keyed by
+    /// (rank, position), stale entries skipped when popped. Same result as the short path
+    /// (lowest rank first, leftmost among equals) in O(n log n).
+    func mergeSymbolsHeap(into out: inout [Int32], ws: inout Workspace) {
+        let n = ws.symbols.count
+        guard n > 1 else {
+            out += ws.symbols
+            return
+        }
+        ws.prev.removeAll(keepingCapacity: true)
+        ws.next.removeAll(keepingCapacity: true)
+        ws.heap.removeAll(keepingCapacity: true)
+        for k in 0..<n {
+            ws.prev.append(Int32(k - 1))
+            ws.next.append(Int32(k + 1 < n ? k + 1 : -1))
+        }
+        func push(_ v: UInt64, _ heap: inout [UInt64]) {
+            heap.append(v)
+            var c = heap.count - 1
+            while c > 0 {
+                let p = (c - 1) / 2
+                if heap[p] <= heap[c] { break }
+                heap.swapAt(p, c)
+                c = p
+            }
+        }
+        func pop(_ heap: inout [UInt64]) -> UInt64 {
+            let top = heap[0]
+            let last = heap.removeLast()
+            if !heap.isEmpty {
+                heap[0] = last
+                var c = 0
+                while true {
+                    let l = 2 * c + 1, r = l + 1
+                    var m = c
+                    if l < heap.count && heap[l] < heap[m] { m = l }
+                    if r < heap.count && heap[r] < heap[m] { m = r }
+                    if m == c { break }
+                    heap.swapAt(m, c)
+                    c = m
+                }
+            }
+            return top
+        }
+        // Heap entries: rank << 32 | position of the pair's left symbol (ranks < 2^31).
+        for k in 0..<(n - 1) {
+            let v = mergeValue(ws.symbols[k], ws.symbols[k + 1])
+            if v != UInt64.max { push((v >> 32) << 32 | UInt64(k), &ws.heap) }
+        }
+        let dead = Int32.min
+        while !ws.heap.isEmpty {
+            let e = pop(&ws.heap)
+            let rank = e >> 32, p = Int(e & 0xFFFF_FFFF)
+            if ws.symbols[p] == dead { continue }
+            let q = Int(ws.next[p])
+            if q < 0 { continue }
+            let v = mergeValue(ws.symbols[p], ws.symbols[q])
+            if v == UInt64.max || v >> 32 != rank { continue }  // stale: the pair changed
+            ws.symbols[p] = Int32(truncatingIfNeeded: v & 0xFFFF_FFFF)
+            ws.symbols[q] = dead
+            let r = ws.next[q]
+            ws.next[p] = r
+            if r >= 0 { ws.prev[Int(r)] = Int32(p) }
+            let before = ws.prev[p]
+            if before >= 0 {
+                let w = mergeValue(ws.symbols[Int(before)], ws.symbols[p])
+                if w != UInt64.max { push((w >> 32) << 32 | UInt64(before), &ws.heap) }
+            }
+            if r >= 0 {
+                let w = mergeValue(ws.symbols[p], ws.symbols[Int(r)])
+                if w != UInt64.max { push((w >> 32) << 32 | UInt64(p), &ws.heap) }
+            }
+        }
+        var k = 0
+        while k >= 0 {
+            out.append(ws.symbols[k])
+            k = Int(ws.next[k])
+        }
+    }
+
+    /// Test hook: whether `byte` has a token.
+    func hasByteToken(_ byte: UInt8) -> Bool { byteIDs[Int(byte)] >= 0 }
+
+    /// Test hook: the merge result for raw bytes through the short (quadratic) or the heap path.
+    func mergeForTesting(_ bytes: [UInt8], heap: Bool) -> [Int32] {
+        var ws = Workspace()
+        var out: [Int32] = []
+        if heap {
+            ws.symbols = bytes.map { byteIDs[Int($0)] }.filter { $0 >= 0 }
+            mergeSymbolsHeap(into: &out, ws: &ws)
+        } else {
+            bytes.withUnsafeBufferPointer { mergePiece($0, into: &out, ws: &ws, heapAbove: Int.max) }
+        }
+        return out
+    }
+}
+
+/// Turns a stream of token ids into text pieces that never split a UTF-8 sequence: bytes of an
+/// incomplete trailing sequence are held until the next token completes them (e.g. an emoji
+/// spread over several tokens during generation).
+public struct TokenStreamDecoder: Sendable {
+    public let tokenizer: BPETokenizer
+    private var pending: [UInt8] = []
+
+    public init(tokenizer: BPETokenizer) { self.tokenizer = tokenizer }
+
+    /// The text that `id` completes (possibly empty).
+    public mutating func append(_ id: Int32) throws -> String {
+        pending += try tokenizer.decodeBytes(CollectionOfOne(id))
+        // Hold back the last sequence if its lead byte announces more bytes than are here.
+        var start = pending.count - 1
+        while start >= 0 && pending.count - start < 4 && pending[start] & 0xC0 == 0x80 { start -= 1 }
+        var cut = pending.count
+        if start >= 0 {
+            let lead = pending[start]
+            let need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
+            if need > pending.count - start && lead < 0xF8 { cut = start }
+        }
+        let text = String(decoding: pending[..<cut], as: UTF8.self)
+        pending.removeFirst(cut)
+        return text
+    }
+
+    /// Whatever is held back (an incomplete sequence becomes U+FFFD); resets the decoder.
+    public mutating func finish() -> String {
+        defer { pending.removeAll() }
+        return String(decoding: pending, as: UTF8.self)
+    }
+}
