@@ -1,7 +1,4 @@
-// Glue from the GGUF reader to `BPETokenizer`. Compiled out until `GGUFFile` (GGUF.swift) is in
-// the module: at merge time delete the `#if GGUF_READY` / `#endif` lines (or build with
-// `-Xswiftc -DGGUF_READY`).
-#if GGUF_READY
+// Glue from the GGUF reader to `BPETokenizer`.
 
 extension BPETokenizer {
     /// Reads the tokenizer from a GGUF file's metadata: `tokenizer.ggml.tokens`, `.merges`,
@@ -32,4 +29,4 @@ extension BPETokenizer {
     }
 }
 
-#endif
+
