@@ -126,15 +126,19 @@ extension Sampling {
 public enum ReferenceSamplers {
     /// Every (prefix, sample) separately: prefill x[0 : a_k] and decode G tokens with one
     /// stream (ordinary autoregressive sampling with a KV cache, once per block and sample).
+    /// `sharePrefill` reuses one prefill for the n samples of a block; `blocks` restricts the
+    /// work to some blocks (for benchmarks; other blocks' tokens stay 0).
     public static func naive(model: Transformer, geometry g: StridedGeometry, samples n: Int,
-                             options o: SamplingOptions, chunk: [Int32], id: Int) -> ChunkRollouts {
+                             options o: SamplingOptions, chunk: [Int32], id: Int,
+                             sharePrefill: Bool = true, blocks: [Int]? = nil) -> ChunkRollouts {
         let K = g.K, G = g.G
         var tokens = [[Int32]](repeating: [Int32](repeating: 0, count: G * K), count: n)
         var logProbs = [[Float]](repeating: [Float](repeating: 0, count: G * K), count: n)
-        for k in 0..<K {
+        for k in blocks ?? Array(0..<K) {
             let a = g.anchor(k)
-            let prefix = model.prefill(tokens: Array(chunk[0..<a]), logitRows: [a - 1])
+            var prefix = model.prefill(tokens: Array(chunk[0..<a]), logitRows: [a - 1])
             for i in 0..<n {
+                if i > 0 && !sharePrefill { prefix = model.prefill(tokens: Array(chunk[0..<a]), logitRows: [a - 1]) }
                 var r = prefix.logits.withUnsafeBufferPointer {
                     Sampling.pick(logits: $0.baseAddress!, vocab: $0.count, temperature: o.temperature, topP: o.topP,
                                   uniform: CounterRNG.samplingUniform(seed: o.seed, chunk: id, sample: i, block: k, token: 0))

@@ -3,6 +3,6 @@ import ArgumentParser
 /// `ebft-dist bench …`: performance tables (not tests). Add new benchmarks as subcommands here.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: communication and BLAS throughput.",
-        subcommands: [BenchComm.self, BenchBLAS.self])
+        abstract: "Benchmarks: communication, BLAS, model and sampler throughput.",
+        subcommands: [BenchComm.self, BenchBLAS.self, BenchSampler.self])
 }
