@@ -16,31 +16,48 @@ public final class RunContext {
     public let modelPath: String
     public let tokenizer: BPETokenizer
     public let policy: Transformer
-    public let critic: FeatureNetwork
+    /// The frozen feature network; only ranks that sample (rollout workers) load it.
+    public let critic: FeatureNetwork?
     public let geometry: StridedGeometry
     public let train: [Chunk]
     public let validation: [Chunk]
     public let chunkSampler: ChunkSampler
     public let totalSteps: Int
 
-    public init(config: TrainConfig, log: (String) -> Void = { _ in }) throws {
+    /// - Parameter loadCritic: false on ranks that never sample (pure learners).
+    public init(config: TrainConfig, loadCritic: Bool = true, log: (String) -> Void = { _ in }) throws {
         try config.validate()
         self.config = config
-        let path = try config.model ?? ModelLocator.defaultGGUF()
-        modelPath = path
-        let gguf = try GGUFFile(path: path)
-        tokenizer = try BPETokenizer(gguf: gguf)
-        let initial = try ParameterStore.load(gguf: gguf)
-        log("model \(path): \(initial.config.layers) layers, d=\(initial.config.dim), \(initial.count) parameters")
-        let criticParams: ParameterStore
-        if let c = config.critic {
-            criticParams = try ParameterStore.load(gguf: GGUFFile(path: c))
+        let spec = config.model ?? ""
+        let initial: ParameterStore
+        if spec.hasPrefix("random:") {
+            // A randomly initialised model of the given shape with the installed SmolLM2's tokenizer
+            // (for tests and benchmarks): random:dim=32,layers=2,heads=4,kv-heads=2,ffn=64,seed=1
+            let gguf = try GGUFFile(path: try ModelLocator.defaultGGUF())
+            tokenizer = try BPETokenizer(gguf: gguf)
+            initial = try Self.randomModel(spec, vocab: tokenizer.vocabSize)
+            modelPath = spec
         } else {
-            criticParams = initial.clone()
+            let path = spec.isEmpty ? try ModelLocator.defaultGGUF() : spec
+            modelPath = path
+            let gguf = try GGUFFile(path: path)
+            tokenizer = try BPETokenizer(gguf: gguf)
+            initial = try ParameterStore.load(gguf: gguf)
         }
+        log("model \(modelPath): \(initial.config.layers) layers, d=\(initial.config.dim), \(initial.count) parameters")
         policy = Transformer(parameters: initial)
-        critic = FeatureNetwork(model: Transformer(parameters: criticParams),
-                                pooling: config.pooling == "mean" ? .mean : .lastToken)
+        if loadCritic {
+            let criticParams: ParameterStore
+            if let c = config.critic {
+                criticParams = try ParameterStore.load(gguf: GGUFFile(path: c))
+            } else {
+                criticParams = initial.clone()
+            }
+            critic = FeatureNetwork(model: Transformer(parameters: criticParams),
+                                    pooling: config.pooling == "mean" ? .mean : .lastToken)
+        } else {
+            critic = nil
+        }
         geometry = try StridedGeometry(P: config.chunkLength, c: config.contextLength, G: config.generateLength,
                                        s: config.stride)
         guard config.task == "code" else {
@@ -61,6 +78,28 @@ public final class RunContext {
         }
         chunkSampler = try ChunkSampler(chunkCount: train.count, batchSize: config.chunksPerStep, seed: config.seed)
         totalSteps = config.steps > 0 ? config.steps : chunkSampler.totalSteps(epochs: config.episodes)
+    }
+
+    /// Parses `random:key=value,...` (dim, layers, heads, kv-heads, ffn, seed, std).
+    static func randomModel(_ spec: String, vocab: Int) throws -> ParameterStore {
+        var v: [String: String] = [:]
+        for part in spec.dropFirst("random:".count).split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { throw ConfigError.invalid(field: "model", reason: "bad random model spec part '\(part)'") }
+            v[kv[0]] = kv[1]
+        }
+        func int(_ k: String, _ d: Int) throws -> Int {
+            guard let s = v[k] else { return d }
+            guard let i = Int(s), i > 0 else { throw ConfigError.invalid(field: "model", reason: "\(k)=\(s) is not a positive integer") }
+            return i
+        }
+        let dim = try int("dim", 32), heads = try int("heads", 4)
+        let c = ModelConfig(dim: dim, layers: try int("layers", 2), heads: heads, kvHeads: try int("kv-heads", 2),
+                            headDim: dim / heads, ffnDim: try int("ffn", 64), vocabSize: vocab)
+        try c.validate()
+        let p = ParameterStore(config: c)
+        p.randomize(seed: UInt64(try int("seed", 1)), std: Float(Double(v["std"] ?? "") ?? 0.02))
+        return p
     }
 
     public var rolloutSettings: RolloutSettings {

@@ -1,99 +1,347 @@
 import Foundation
+import Distributed
 import Learner
 import Model
 import Rollout
 
-/// The EBFT step loop in one process (every role colocated): sample → features → rewards →
-/// teacher-forced backward → clip → AdamW, with metrics per step as JSON lines.
+/// The synchronous, on-policy EBFT step loop over MPI ranks (spec §8, issue 5):
+///
+///     learner 0 ──weights (flat broadcast)──▶ rollout workers
+///     workers: their share of the step's chunks → sample → features → rewards → Experience
+///              ──point-to-point──▶ learners (sequence j of the step goes to learner j mod L)
+///     learners: teacher-forced forward/backward → all-reduce(grads) → clip → AdamW
+///     all: metrics summed to rank 0 → progress + JSON lines
+///
+/// Colocated (N = 1, or `colocate`): every rank samples its share and trains on its own
+/// experiences; no weight broadcast or experience messages, only the gradient all-reduce.
+/// Sampling is keyed by (seed, chunk, sample, block, token) and experiences are accumulated in
+/// step order, so a run gives the same tokens for any N and the same weights up to the order of
+/// floating-point reductions.
 public final class Trainer {
     public let context: RunContext
-    public let runDir: String
-    public private(set) var optimizer: PolicyOptimizer
-    let learner: PolicyLearner
-    let metrics: JSONLWriter
-    let log: (String) -> Void
+    public let roles: RoleAssignment
+    let comm: Communicator
+    let groups: RoleCommunicators
+    /// Rank 0 plus every rollout worker (non-colocated only): the weight broadcast's group.
+    let sync: Communicator?
+    let rank: Int
+    let role: Role
+    public private(set) var optimizer: PolicyOptimizer?
+    let learner: PolicyLearner?
+    let metrics: JSONLWriter?
     let progress: ProgressBar?
+    let log: (String) -> Void
+    let watchdog: StallWatchdog?
+    /// Steps between learner-replica checksum comparisons.
+    public var checksumEvery = 50
+    public private(set) var stepsDone = 0
 
-    public init(context: RunContext, showProgress: Bool = true, log: @escaping (String) -> Void = { _ in }) throws {
+    public static let phases = ["broadcast", "sample", "features", "reward", "transfer", "backward", "allreduce",
+                                "optimizer", "eval"]
+
+    public init(context: RunContext, comm: Communicator, showProgress: Bool = true, watchdog: StallWatchdog? = nil,
+                log: @escaping (String) -> Void = { _ in }) throws {
+        let c = context.config
         self.context = context
-        runDir = context.config.runDir
-        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-        try context.config.yaml().write(toFile: runDir + "/config.yaml", atomically: true, encoding: .utf8)
-        optimizer = context.makeOptimizer()
-        learner = PolicyLearner(model: context.policy, geometry: context.geometry,
-                                temperature: Float(context.config.temperature), ceCoef: Float(context.config.ceCoef))
-        metrics = try JSONLWriter(path: runDir + "/metrics.jsonl")
-        self.log = log
-        progress = showProgress ? ProgressBar(total: context.totalSteps) : nil
+        self.comm = comm
+        rank = comm.rank
+        roles = try RoleAssignment(worldSize: comm.size, learners: c.colocate ? nil : c.learners, colocate: c.colocate)
+        role = roles.role(of: rank)
+        groups = try roles.split(comm)
+        sync = roles.isColocated ? nil : try comm.split(color: (rank == 0 || role.isWorker) ? 0 : nil, key: rank)
+        if role.isWorker && context.critic == nil {
+            throw TrainerError.data("rank \(rank) samples but its run context has no feature network")
+        }
+        if role.isLearner {
+            optimizer = context.makeOptimizer()
+            learner = PolicyLearner(model: context.policy, geometry: context.geometry,
+                                    temperature: Float(c.temperature), ceCoef: Float(c.ceCoef))
+        } else {
+            optimizer = nil
+            learner = nil
+        }
+        if rank == 0 {
+            try FileManager.default.createDirectory(atPath: c.runDir, withIntermediateDirectories: true)
+            try c.yaml().write(toFile: c.runDir + "/config.yaml", atomically: true, encoding: .utf8)
+            metrics = try JSONLWriter(path: c.runDir + "/metrics.jsonl")
+            progress = showProgress ? ProgressBar(total: context.totalSteps) : nil
+        } else {
+            metrics = nil
+            progress = nil
+        }
+        self.watchdog = watchdog
+        self.log = rank == 0 ? log : { _ in }
     }
+
+    var workerIndex: Int? { roles.workerRanks.firstIndex(of: rank) }
 
     /// Runs steps until `totalSteps`, evaluating every `evalEvery` steps (and before the first).
     public func run() throws {
         let c = context.config
-        let evaluator = Evaluator(context: context)
-        while optimizer.stepsTaken < context.totalSteps {
-            let t = optimizer.stepsTaken
-            if c.evalEvery > 0 && t % c.evalEvery == 0 { writeEval(evaluator, step: t) }
+        var times = PhaseTimes(), bytes = 0.0
+        try syncWeights(step: stepsDone, times: &times, bytes: &bytes)
+        while stepsDone < context.totalSteps {
+            let t = stepsDone
+            if c.evalEvery > 0 && t % c.evalEvery == 0 { try evaluate(step: t) }
             let r = try step()
-            metrics.write(r)
-            progress?.update(step: t + 1, fields: [("reward", r["reward"] ?? .nan), ("align", r["alignment"] ?? .nan),
-                                                   ("ce", r["ce"] ?? .nan)])
+            if let r {
+                metrics?.write(r)
+                progress?.update(step: t + 1, fields: [("reward", r["reward"] ?? .nan), ("align", r["alignment"] ?? .nan),
+                                                       ("ce", r["ce"] ?? .nan)])
+            }
         }
-        if c.evalEvery > 0 { writeEval(evaluator, step: optimizer.stepsTaken) }
+        if c.evalEvery > 0 { try evaluate(step: stepsDone) }
+        watchdog?.leave()
     }
 
-    func writeEval(_ evaluator: Evaluator, step: Int) {
-        var r = MetricsRecord()
-        r["step"] = Double(step)
-        r.set("kind", "eval")
-        let e = evaluator.evaluate(policy: context.policy)
-        for k in e.keys { r[k] = e[k] }
-        metrics.write(r)
-        log(String(format: "eval @ step %d: ce %.4f  reward %.4f  alignment %.4f  fm-loss %.4f", step,
-                   r["eval_ce"] ?? .nan, r["eval_reward_pass1"] ?? .nan, r["eval_alignment_pass1"] ?? .nan,
-                   r["eval_feature_matching_loss"] ?? .nan))
-    }
+    // MARK: the step
 
-    /// One optimizer step on the chunks of step `optimizer.stepsTaken`.
-    public func step() throws -> MetricsRecord {
-        let t = optimizer.stepsTaken
-        let c = context.config
+    /// One optimizer step. Returns the step's metrics on rank 0, nil elsewhere.
+    @discardableResult
+    public func step() throws -> MetricsRecord? {
+        let t = stepsDone
+        let c = context.config, g = context.geometry, n = c.samplesPerChunk
         let start = Date()
-        let worker = RolloutWorker(policy: context.policy, critic: context.critic, settings: context.rolloutSettings)
-        let out = worker.run(chunks: context.chunks(step: t), policyVersion: Int64(t))
-        var times = out.times
-        let ls = times.time("backward") {
-            learner.accumulate(out.experiences, totalSequences: out.experiences.count)
+        var times = PhaseTimes()
+        var bytesSent = 0.0, bytesReceived = 0.0
+
+        // Rollouts on this rank's share of the step's chunks.
+        let chunks = context.chunks(step: t)
+        let position = Dictionary(uniqueKeysWithValues: chunks.enumerated().map { (Int64($0.element.id), $0.offset) })
+        var mine: [Experience] = []
+        var stats = RewardStats()
+        var generated = 0
+        if role.isWorker, let w = workerIndex, let critic = context.critic {
+            watchdog?.enter("rollout", step: t)
+            let W = roles.workerRanks.count
+            let share = chunks.enumerated().filter { $0.offset % W == w }.map { $0.element }
+            let out = RolloutWorker(policy: context.policy, critic: critic, settings: context.rolloutSettings)
+                .run(chunks: share, policyVersion: Int64(t))
+            times.merge(out.times)
+            stats = out.stats
+            generated = out.generatedTokens
+            mine = out.experiences
         }
-        let opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
-        guard opt.applied else {
-            throw TrainerError.diverged("step \(t): the gradient norm is \(opt.gradNorm); the update was skipped")
+
+        // Experiences to learners.
+        var batch: [Experience] = []
+        if roles.isColocated {
+            batch = mine
+        } else {
+            try times.time("transfer") {
+                if role.isWorker { bytesSent += try sendExperiences(mine, step: t, position: position) }
+                if role.isLearner {
+                    let (received, bytes) = try receiveExperiences(step: t)
+                    batch = received
+                    bytesReceived += bytes
+                }
+            }
         }
+
+        // Gradients and the update.
+        var ls = LearnerStats()
+        var opt: PolicyOptimizer.Result?
+        if role.isLearner, let learner, var optimizer {
+            batch.sort { (position[$0.chunkID] ?? 0, $0.sample) < (position[$1.chunkID] ?? 0, $1.sample) }
+            watchdog?.enter("backward", step: t)
+            ls = times.time("backward") {
+                learner.accumulate(batch, totalSequences: chunks.count * n)
+            }
+            if let lc = groups.learners, lc.size > 1 {
+                watchdog?.enter("gradient all-reduce", step: t, waitingOn: roles.learnerRanks)
+                try times.time("allreduce") {
+                    try lc.allReduce(learner.grads.pointer, count: learner.grads.count, op: .sum)
+                }
+                bytesSent += Double(learner.grads.count * 4)
+            }
+            watchdog?.enter("optimizer", step: t)
+            opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
+            self.optimizer = optimizer
+            if let o = opt, !o.applied {
+                throw TrainerError.diverged("step \(t + 1): the gradient norm is \(o.gradNorm); the update was skipped")
+            }
+        }
+        stepsDone = t + 1
+        // The new weights go to the workers now, so evaluation and the next step see them.
+        try syncWeights(step: stepsDone, times: &times, bytes: &bytesSent)
+        if role.isLearner && (stepsDone % checksumEvery == 0 || stepsDone == context.totalSteps) {
+            try verifyReplicas(step: stepsDone)
+        }
+
+        // Metrics, summed (and maxed) over the world.
+        watchdog?.enter("metrics", step: t, waitingOn: Array(0..<comm.size))
+        let adv = mine.flatMap(\.advantages).map(Double.init)
+        var sums = stats.packed + ls.packed
+            + [Double(generated), bytesSent, bytesReceived, adv.map(abs).reduce(0, +), Double(adv.count)]
+        try comm.allReduce(&sums, op: .sum)
+        var maxes = [ls.maxLogProbDrift, adv.max() ?? -.infinity, -(adv.min() ?? .infinity)]
+        try comm.allReduce(&maxes, op: .max)
+        let allTimes = try comm.allGather(Self.phases.map { times.seconds[$0] ?? 0 })
+        watchdog?.leave()
+        guard rank == 0, let o = opt else { return nil }
+
+        let s = RewardStats(packed: Array(sums[0..<12]))
+        let l = LearnerStats(packed: Array(sums[12..<17]))
+        let tail = Array(sums[17...])
         var r = MetricsRecord()
-        r["step"] = Double(t + 1)
+        r["step"] = Double(stepsDone)
         r.set("kind", "train")
-        let s = out.stats
         r["reward"] = s.rewardPass1
         r["alignment"] = s.alignmentPass1
         r["diversity"] = s.diversityPass1
         r["feature_matching"] = s.featureMatchingPass1
         r["reward_passn"] = s.rewardPassN
-        let adv = out.experiences.flatMap(\.advantages)
-        r["advantage_abs_mean"] = adv.isEmpty ? 0 : adv.map { Double(abs($0)) }.reduce(0, +) / Double(adv.count)
-        r["advantage_max"] = Double(adv.max() ?? 0)
-        r["advantage_min"] = Double(adv.min() ?? 0)
-        r["ce"] = ls.ceSum / max(ls.sequences, 1)
-        r["rl_loss"] = ls.rlSum / max(ls.sequences, 1)
-        r["loss"] = (ls.rlSum + c.ceCoef * ls.ceSum) / max(ls.sequences, 1)
-        r["logp_drift"] = ls.maxLogProbDrift
-        r["grad_norm"] = opt.gradNorm
-        r["lr"] = opt.learningRate
-        r["sequences"] = ls.sequences
-        r["generated_tokens"] = Double(out.generatedTokens)
-        r["trained_tokens"] = ls.tokens
+        r["advantage_abs_mean"] = tail[4] > 0 ? tail[3] / tail[4] : 0
+        r["advantage_max"] = maxes[1]
+        r["advantage_min"] = -maxes[2]
+        r["ce"] = l.ceSum / max(l.sequences, 1)
+        r["rl_loss"] = l.rlSum / max(l.sequences, 1)
+        r["loss"] = (l.rlSum + c.ceCoef * l.ceSum) / max(l.sequences, 1)
+        r["logp_drift"] = maxes[0]
+        r["grad_norm"] = o.gradNorm
+        r["lr"] = o.learningRate
+        r["sequences"] = l.sequences
+        r["generated_tokens"] = tail[0]
+        r["trained_tokens"] = l.tokens
+        r["bytes_sent"] = tail[1]
+        r["bytes_received"] = tail[2]
         r["unwhitened_blocks"] = s.unwhitenedBlocks
-        for p in times.order { r["time_\(p)"] = times.seconds[p]! }
+        r["ranks"] = Double(comm.size)
+        // Per role, the slowest rank's time in each phase.
+        for (roleName, members) in roleGroups() {
+            for (i, p) in Self.phases.enumerated() {
+                let worst = members.map { allTimes[$0 * Self.phases.count + i] }.max() ?? 0
+                if worst > 0 { r["time_\(roleName)_\(p)"] = worst }
+            }
+        }
         r["time_step"] = Date().timeIntervalSince(start)
         return r
+    }
+
+    func roleGroups() -> [(String, [Int])] {
+        if roles.isColocated { return [("colocated", Array(0..<comm.size))] }
+        return [("learner", roles.learnerRanks), ("worker", roles.workerRanks)]
+    }
+
+    // MARK: weights
+
+    /// Learner 0 broadcasts the flat policy after `t` steps (with that version number) to the
+    /// rollout workers.
+    func syncWeights(step t: Int, times: inout PhaseTimes, bytes: inout Double) throws {
+        guard let sync else { return }
+        watchdog?.enter("weight broadcast", step: t, waitingOn: rank == 0 ? [] : [0])
+        try times.time("broadcast") {
+            let version = try sync.broadcast(Int64(t), root: 0)
+            guard version == Int64(t) else {
+                throw TrainerError.replicasDisagree("rank \(rank) expects the weights after step \(t) but learner 0 sent those after step \(version)")
+            }
+            let p = context.policy.parameters
+            try sync.broadcast(p.pointer, count: p.count, root: 0)
+        }
+        if rank == 0 { bytes += Double(context.policy.parameters.count * 4 * (sync.size - 1)) }
+    }
+
+    /// Learners compare a checksum of their parameters; replicas must be identical.
+    func verifyReplicas(step: Int) throws {
+        guard let lc = groups.learners, lc.size > 1 else { return }
+        let p = context.policy.parameters
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        let words = UnsafeRawPointer(p.pointer).bindMemory(to: UInt32.self, capacity: p.count)
+        for i in 0..<p.count { h = (h ^ UInt64(words[i])) &* 0x0000_0100_0000_01b3 }
+        let value = Int64(bitPattern: h)
+        var both = [value, -value]
+        watchdog?.enter("replica checksum", step: step, waitingOn: roles.learnerRanks)
+        try lc.allReduce(&both, op: .max)
+        if both[0] != value || -both[1] != value {
+            throw TrainerError.replicasDisagree("after step \(step) the learners' parameters differ (checksums \(both[0]) vs \(-both[1])); stopping")
+        }
+    }
+
+    // MARK: experience transfer
+
+    func tag(_ step: Int) -> Int { 1 + step % max(1, min(comm.maxTag, 30_000)) }
+
+    /// Sends each learner its share (sequence j of the step → learner j mod L); every learner
+    /// gets exactly one message per worker per step, possibly empty. Returns the bytes sent.
+    func sendExperiences(_ exps: [Experience], step t: Int, position: [Int64: Int]) throws -> Double {
+        let L = roles.learnerRanks.count, n = context.config.samplesPerChunk
+        var shares = [[Experience]](repeating: [], count: L)
+        for e in exps {
+            let seq = (position[e.chunkID] ?? 0) * n + Int(e.sample)
+            shares[seq % L].append(e)
+        }
+        var total = 0.0
+        watchdog?.enter("send experiences", step: t, waitingOn: roles.learnerRanks)
+        for (i, dest) in roles.learnerRanks.enumerated() {
+            let bytes = ExperienceWire.encode(shares[i])
+            try comm.send(bytes, to: dest, tag: tag(t))
+            total += Double(bytes.count)
+        }
+        return total
+    }
+
+    /// Receives one message from every worker (in arrival order), decoded.
+    func receiveExperiences(step t: Int) throws -> ([Experience], Double) {
+        var pending = roles.workerRanks
+        var out: [Experience] = []
+        var bytes = 0.0
+        watchdog?.enter("receive experiences", step: t, waitingOn: pending)
+        while !pending.isEmpty {
+            var got = false
+            for w in pending {
+                if try comm.tryProbe(from: w, tag: tag(t)) != nil {
+                    let m = try comm.receive(from: w, tag: tag(t))
+                    bytes += Double(m.bytes.count)
+                    out += try ExperienceWire.decode(m.bytes)
+                    pending.removeAll { $0 == w }
+                    watchdog?.stillWaiting(on: pending)
+                    got = true
+                }
+            }
+            if !got { usleep(200) }
+        }
+        return (out, bytes)
+    }
+
+    // MARK: evaluation
+
+    /// Online evaluation on the validation chunks, split across the rollout workers and summed.
+    func evaluate(step: Int) throws {
+        let t0 = Date()
+        var sums = [Double](repeating: 0, count: 14)
+        if role.isWorker, let w = workerIndex, let critic = context.critic {
+            watchdog?.enter("eval", step: step)
+            let W = roles.workerRanks.count
+            let mine = context.validation.enumerated().filter { $0.offset % W == w }
+            let ce = Evaluator.validationNLL(model: context.policy, chunks: mine.map(\.element))
+            var settings = context.rolloutSettings
+            settings.sampling.seed = CounterRNG.derive(context.config.seed, .validationSampling)
+            let out = RolloutWorker(policy: context.policy, critic: critic, settings: settings)
+                .run(chunks: mine.map { (id: $0.offset, tokens: $0.element.tokens) }, policyVersion: -1)
+            sums = [ce.nll, ce.count] + out.stats.packed
+        }
+        watchdog?.enter("eval reduce", step: step, waitingOn: Array(0..<comm.size))
+        try comm.allReduce(&sums, op: .sum)
+        watchdog?.leave()
+        guard rank == 0 else { return }
+        let s = RewardStats(packed: Array(sums[2...]))
+        let ce = sums[1] > 0 ? sums[0] / sums[1] : .nan
+        var r = MetricsRecord()
+        r["step"] = Double(step)
+        r.set("kind", "eval")
+        r["eval_ce"] = ce
+        r["eval_perplexity"] = exp(ce)
+        r["eval_reward_pass1"] = s.rewardPass1
+        r["eval_reward_passn"] = s.rewardPassN
+        r["eval_alignment_pass1"] = s.alignmentPass1
+        r["eval_alignment_passn"] = s.alignmentPassN
+        r["eval_diversity_pass1"] = s.diversityPass1
+        // gt − div/2 = ‖φ_gt‖² − L̂_CFM: the feature-matching loss proxy is its negation.
+        r["eval_feature_matching_pass1"] = s.featureMatchingPass1
+        r["eval_feature_matching_loss"] = -s.featureMatchingPass1
+        r["time_eval"] = Date().timeIntervalSince(t0)
+        metrics?.write(r)
+        log(String(format: "eval @ step %d: ce %.4f  reward %.4f  alignment %.4f  fm-loss %.4f", step, ce,
+                   s.rewardPass1, s.alignmentPass1, -s.featureMatchingPass1))
     }
 }

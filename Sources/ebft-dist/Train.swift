@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Distributed
 import Trainer
 
 /// Options shared by commands that take a run configuration.
@@ -45,23 +46,43 @@ struct Train: ParsableCommand {
     @OptionGroup var config: ConfigOptions
     @Flag(help: "No progress bar.") var quiet = false
 
+    @Option(help: "Learner ranks (the rest are rollout workers); default 1 when N ≥ 2.") var learners: Int?
+    @Flag(help: "Every rank both samples and learns.") var colocate = false
+    @Option(help: "Seconds a phase may last before the job is aborted as stalled.") var stallTimeout: Double?
+
     func run() throws {
-        let c: TrainConfig
-        do { c = try config.resolve() } catch { throw ValidationError("\(error)") }
-        FileHandle.standardError.write(("configuration:\n" + (try c.yaml())).data(using: .utf8)!)
-        let say: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+        var c: TrainConfig
         do {
-            let context = try RunContext(config: c, log: say)
-            say("\(context.totalSteps) steps × \(c.chunksPerStep) chunks × \(c.samplesPerChunk) samples; "
-                + "K=\(context.geometry.K) blocks of G=\(c.generateLength) per chunk")
-            let trainer = try Trainer(context: context, showProgress: !quiet, log: say)
+            c = try config.resolve()
+            if let l = learners { c.learners = l }
+            if colocate { c.colocate = true }
+            if let s = stallTimeout { c.stallTimeout = s }
+            try c.validate()
+        } catch { throw ValidationError("\(error)") }
+        let config = c
+        try runOnWorld { world in
+            let roles: RoleAssignment
+            do {
+                roles = try RoleAssignment(worldSize: world.size, learners: config.colocate ? nil : config.learners,
+                                           colocate: config.colocate)
+            } catch { throw AllRanksError(message: "\(error)", code: 2) }
+            let rank = world.rank
+            let say: (String) -> Void = { line in if rank == 0 { emitError(line) } }
+            say("configuration:\n" + (try config.yaml()))
+            say("ranks: \(world.size) — " + (roles.isColocated ? "colocated (every rank samples and learns)"
+                : "learners \(roles.learnerRanks), rollout workers \(roles.workerRanks)"))
+            let watchdog = StallWatchdog(timeout: config.stallTimeout, rank: rank) { report in
+                emitError(report)
+                world.abort(code: 3)
+            }
+            defer { watchdog.stop() }
+            watchdog.enter("loading", step: 0)
+            let context = try RunContext(config: config, loadCritic: roles.role(of: rank).isWorker, log: say)
+            say("\(context.totalSteps) steps × \(config.chunksPerStep) chunks × \(config.samplesPerChunk) samples; "
+                + "K=\(context.geometry.K) blocks of G=\(config.generateLength) per chunk")
+            let trainer = try Trainer(context: context, comm: world, showProgress: !quiet, watchdog: watchdog, log: say)
             try trainer.run()
-            say("done: metrics in \(c.runDir)/metrics.jsonl")
-        } catch let e as ValidationError {
-            throw e
-        } catch {
-            say("error: \(error)")
-            throw ExitCode(1)
+            say("done: metrics in \(config.runDir)/metrics.jsonl")
         }
     }
 }
