@@ -42,19 +42,39 @@ final class PretrainedReferenceTests: XCTestCase {
         XCTAssertEqual(c, ModelConfig.smolLM2_135M)
     }
 
-    func testLogProbsMatchReference() throws {
+    func testLogProbsMatchReferenceOnFixedTexts() throws {
+        let path = try GGUFTestSupport.realModel()
         let m = try model()
-        // "def fibonacci(n):\n    if n < 2: ..." tokenised by SmolLM2's tokenizer.
-        let ids: [Int32] = [1604, 3987, 46477, 24, 94, 727, 472, 585, 304, 2067, 216, 34, 42, 448, 1003, 304,
-                            472, 1003, 3987, 46477, 24, 94, 731, 216, 33, 25, 1232, 3987, 46477, 24, 94, 731,
-                            216, 34, 25, 198]
-        let preds = (0..<(ids.count - 1)).map { Prediction(row: $0, target: ids[$0 + 1]) }
-        let ours = m.logProbs(tokens: ids, layout: .causal(length: ids.count), predictions: preds)
-        let ref = try reference(["model": try GGUFTestSupport.realModel(), "sequences": [ids.map(Int.init)]])
-        let theirs = (ref["logprobs"] as! [[Double]])[0]
-        XCTAssertEqual(ours.count, theirs.count)
-        var worst = 0.0
-        for (a, b) in zip(ours, theirs) { worst = max(worst, abs(Double(a) - b)) }
-        XCTAssertLessThan(worst, 1e-3, "max |Δ log-prob| = \(worst)")
+        let tok = try BPETokenizer(gguf: GGUFFile(path: path))
+        let texts = [
+            "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n",
+            "The quick brown fox jumps over the lazy dog. In 2024, 3.14159 people asked: why?",
+            "Der Hund bellt laut, und die Katze schläft auf dem Sofa. — ¿Qué pasa? 東京は大きい都市です。",
+        ]
+        let seqs = texts.map { tok.encode($0, allowSpecial: false) }
+        let ref = try reference(["model": path, "sequences": seqs.map { $0.map(Int.init) }])
+        let theirs = ref["logprobs"] as! [[Double]]
+        for (i, ids) in seqs.enumerated() {
+            let preds = (0..<(ids.count - 1)).map { Prediction(row: $0, target: ids[$0 + 1]) }
+            let ours = m.logProbs(tokens: ids, layout: .causal(length: ids.count), predictions: preds)
+            XCTAssertEqual(ours.count, theirs[i].count)
+            var worst = 0.0
+            for (a, b) in zip(ours, theirs[i]) { worst = max(worst, abs(Double(a) - b)) }
+            XCTAssertLessThan(worst, 1e-3, "text \(i): max |Δ log-prob| = \(worst)")
+        }
+    }
+
+    /// Greedy decoding with the KV cache gives the reference's 32 tokens exactly.
+    func testGreedyGenerationMatchesReference() throws {
+        let path = try GGUFTestSupport.realModel()
+        let m = try model()
+        let tok = try BPETokenizer(gguf: GGUFFile(path: path))
+        let prompt = ChatML.encode(messages: [(role: "user", content: "Name three prime numbers.")],
+                                   addGenerationPrompt: true, tokenizer: tok)
+        let ours = m.generate(prompt: prompt, maxNewTokens: 32) { logits in
+            Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+        }
+        let ref = try reference(["model": path, "greedy": ["prompt": prompt.map(Int.init), "new_tokens": 32]])
+        XCTAssertEqual(ours.map(Int.init), ref["greedy"] as! [Int], "ours: \((try? tok.decode(ours)) ?? "?")")
     }
 }

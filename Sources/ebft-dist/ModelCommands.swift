@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import Model
+
+/// A model and its tokenizer from a GGUF file (default: the installed SmolLM2).
+struct LoadedModel {
+    let path: String
+    let tokenizer: BPETokenizer
+    let model: Transformer
+
+    init(path: String?) throws {
+        let p = try path ?? ModelLocator.defaultGGUF()
+        let gguf = try GGUFFile(path: p)
+        self.path = p
+        tokenizer = try BPETokenizer(gguf: gguf)
+        model = Transformer(parameters: try ParameterStore.load(gguf: gguf))
+    }
+}
+
+/// `ebft-dist score`: teacher-forced log-probabilities of a text's tokens.
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Token ids of a text and, for each token after the first, its log-probability given the preceding tokens (T = 1).")
+
+    @Option(help: "Model (GGUF); default: the installed SmolLM2.") var model: String?
+    @Option(help: "The text to score (UTF-8 file).") var textFile: String
+    @Flag(help: "Print JSON: {\"tokens\": [...], \"logprobs\": [...]} (logprobs[i] belongs to tokens[i+1]).") var json = false
+    @Flag(help: "Treat special-token text such as <|im_start|> as special tokens.") var allowSpecial = false
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: textFile) else {
+            throw ValidationError("cannot read --text-file \(textFile)")
+        }
+        let m = try LoadedModel(path: model)
+        let ids = m.tokenizer.encode(utf8: [UInt8](data), allowSpecial: allowSpecial)
+        guard ids.count >= 1 else { throw ValidationError("\(textFile) has no tokens") }
+        let preds = (0..<(ids.count - 1)).map { Prediction(row: $0, target: ids[$0 + 1]) }
+        var logp: [Float] = []
+        // Long texts go in windows of at most 2048 tokens (positions restart per window).
+        let window = 2048
+        var start = 0
+        while start < preds.count {
+            let end = min(preds.count, start + window - 1)
+            let toks = Array(ids[start...end])
+            let p = (start..<end).map { Prediction(row: $0 - start, target: ids[$0 + 1]) }
+            logp += m.model.logProbs(tokens: toks, layout: .causal(length: toks.count), predictions: p)
+            start = end
+        }
+        if json {
+            let obj: [String: Any] = ["tokens": ids.map(Int.init), "logprobs": logp.map(Double.init)]
+            let d = try JSONSerialization.data(withJSONObject: obj)
+            print(String(decoding: d, as: UTF8.self))
+        } else {
+            let total = logp.reduce(0.0) { $0 + Double($1) }
+            for (i, id) in ids.enumerated() {
+                let piece = (try? m.tokenizer.decode([id])) ?? "?"
+                let lp = i == 0 ? "" : String(format: "%.4f", logp[i - 1])
+                print("\(id)\t\(lp)\t\(piece.debugDescription)")
+            }
+            print(String(format: "%d tokens, total log-prob %.4f, mean NLL %.4f", ids.count, total,
+                         -total / Double(max(1, logp.count))))
+        }
+    }
+}
+
+/// `ebft-dist generate`: sample or greedily decode a continuation with the KV cache.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Continue a prompt (greedy with --temperature 0).")
+
+    @Option(help: "Model (GGUF); default: the installed SmolLM2.") var model: String?
+    @Option(help: "The prompt text.") var prompt: String
+    @Flag(help: "Wrap the prompt as a ChatML user message and stop at <|im_end|>.") var chat = false
+    @Option(help: "Tokens to generate at most.") var maxNewTokens = 64
+    @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0.6
+    @Option(help: "Nucleus (top-p) mass.") var topP: Float = 0.95
+    @Option(help: "Random seed.") var seed: UInt64 = 43
+    @Flag(help: "Print the token ids instead of text.") var ids = false
+
+    func validate() throws {
+        guard maxNewTokens >= 0 else { throw ValidationError("--max-new-tokens must be ≥ 0") }
+        guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0") }
+        guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+    }
+
+    func run() throws {
+        let m = try LoadedModel(path: model)
+        let tok = m.tokenizer
+        let input = chat ? ChatML.encode(messages: [(role: "user", content: prompt)], addGenerationPrompt: true, tokenizer: tok)
+                         : tok.encode(prompt, allowSpecial: false)
+        guard !input.isEmpty else { throw ValidationError("the prompt has no tokens") }
+        let stop: Set<Int32> = chat ? Set([tok.id(of: ChatML.imEnd), tok.eos].compactMap { $0 }) : [tok.eos]
+        var stream = TokenStreamDecoder(tokenizer: tok)
+        var out: [Int32] = []
+        if maxNewTokens > 0 {
+            let n = input.count
+            let prefix = m.model.prefill(tokens: Array(input.dropLast()))
+            let batch = DecodeBatch(model: m.model, prefix: prefix,
+                                    streams: [DecodeStream(prefixLength: n - 1, firstPosition: n - 1)],
+                                    maxNewTokens: maxNewTokens)
+            var next = input[n - 1]
+            for position in 0..<maxNewTokens {
+                let logits = batch.step(tokens: [next])
+                let u = CounterRNG.uniform(seed: seed, 0, 0, 0, UInt64(position))
+                next = logits.withUnsafeBufferPointer {
+                    Sampling.pick(logits: $0.baseAddress!, vocab: $0.count, temperature: temperature, topP: topP, uniform: u).token
+                }
+                if stop.contains(next) { break }
+                out.append(next)
+                if !ids, let text = try? stream.append(next) { FileHandle.standardOutput.write(Data(text.utf8)) }
+            }
+        }
+        if ids {
+            print(out.map(String.init).joined(separator: " "))
+        } else {
+            FileHandle.standardOutput.write(Data((stream.finish() + "\n").utf8))
+        }
+    }
+}
