@@ -25,6 +25,7 @@ cd "$(dirname "$0")/.."
 REPO="$PWD"
 
 BR=ebft-br0
+BR_MAC=02:eb:f7:00:00:01   # locally administered
 NET=10.213.0            # /24; bridge .1, host i at .(10+i)
 PREFIX=ebft-h
 HOSTFILE=hostfiles/netns.generated
@@ -62,7 +63,11 @@ up() {
   need_root up; need_tools ip
 
   # bridge in the root namespace (mpirun runs there and listens on $NET.1)
-  ip link show "$BR" >/dev/null 2>&1 || ip link add "$BR" type bridge
+  # fixed MAC: a bridge otherwise takes the lowest MAC of its ports, so adding a host could
+  # change it and leave stale ARP entries for $NET.1 in the existing hosts (seen as mpirun
+  # hanging after `up 2` -> `up 3`: daemons could not connect back)
+  ip link show "$BR" >/dev/null 2>&1 || ip link add "$BR" address "$BR_MAC" type bridge
+  ip link set "$BR" address "$BR_MAC"
   ip -4 -o addr show dev "$BR" | grep -q "inet $NET.1/24" || ip addr add "$NET.1/24" dev "$BR"
   ip link set "$BR" up
 
@@ -186,12 +191,16 @@ int main(int argc, char **argv) {
 }
 EOF
   mpicc -O1 -o "$dir/allreduce" "$dir/allreduce.c" || die "check: mpicc failed"
-  local n out fail=0 ips
+  local n out fail=0 ips rc
   for n in 2 3; do
     echo "== $n hosts"
     up "$n" >/dev/null
-    if ! out=$(timeout 120 "$0" run "$n" -- "$dir/allreduce" 2>&1); then
-      echo "$out"; echo "check: FAILED on $n hosts (mpirun exit status non-zero)"; fail=1; continue
+    rc=0; out=$(timeout 60 "$0" run "$n" -- "$dir/allreduce" 2>&1) || rc=$?
+    if [ "$rc" != 0 ]; then
+      echo "$out"
+      [ "$rc" = 124 ] && echo "check: FAILED on $n hosts (mpirun hung, killed after 60 s)" \
+                      || echo "check: FAILED on $n hosts (mpirun exit status $rc)"
+      fail=1; continue
     fi
     echo "$out" | sort
     ips=$(echo "$out" | awk '/^rank .* OK$/ {print $6}' | sort -u | grep -c "^$NET\.") || true
