@@ -12,8 +12,9 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
+# The default job: 1 learner + 2 rollout workers, the `small` preset (SmolLM2 on stdlib code).
 run: build
-	scripts/launch.sh 2 $(BIN) selftest
+	scripts/launch.sh 3 $(BIN) train --preset small --run-dir runs/small
 
 # Tests run on the release build (-enable-testing keeps @testable imports working): the model
 # tests do real numerical work that a debug build makes 10-50x slower.

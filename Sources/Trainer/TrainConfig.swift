@@ -89,9 +89,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             c.chunkLength = 128
             c.chunksPerStep = 2
             c.learningRate = 1e-5
-            c.steps = 30
-            c.evalEvery = 10
-            c.evalChunks = 8
+            c.steps = 8
+            c.evalEvery = 4
+            c.evalChunks = 4
             c.runDir = "runs/small"
         case "translation":
             c.task = "translation"
