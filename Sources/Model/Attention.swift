@@ -28,6 +28,11 @@ public enum Attention {
         static func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
             UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64).bindMemory(to: Float.self, capacity: n)
         }
+        func shrink() {
+            pointer.deallocate()
+            capacity = 16
+            pointer = Buffer.alloc(16)
+        }
         @inline(__always) func get(_ n: Int) -> UnsafeMutablePointer<Float> {
             if n > capacity {
                 pointer.deallocate()

@@ -50,6 +50,11 @@ public final class Transformer {
         self.init(parameters: ParameterStore(config: config))
     }
 
+    /// Frees the activation workspace (it is re-grown by the next pass).
+    public func releaseWorkspace() {
+        ws.release()
+    }
+
     var P: UnsafeMutablePointer<Float> { parameters.pointer }
     var lay: ParameterLayout { parameters.layout }
 
@@ -82,6 +87,12 @@ public final class Transformer {
         let dq = Attention.Buffer(), dk = Attention.Buffer(), dv = Attention.Buffer(), datt = Attention.Buffer()
         let dgate = Attention.Buffer(), dup = Attention.Buffer(), dh = Attention.Buffer()
         let logits = Attention.Buffer(), hc = Attention.Buffer(), dhc = Attention.Buffer()
+
+        func release() {
+            acts = []
+            xs = []
+            for b in [xn, h, rstdF, hN, dx, dxn, dhN, dq, dk, dv, datt, dgate, dup, dh, logits, hc, dhc] { b.shrink() }
+        }
 
         func act(_ i: Int) -> LayerActs {
             while acts.count <= i { acts.append(LayerActs()) }
