@@ -10,8 +10,31 @@ import Foundation
 /// For KV head g the query heads g·r ..< g·r+r (r = heads/kv) are stacked into one matrix of
 /// rows (query t, head j) → row t·r + j, so one sgemm serves the whole group.
 public enum Attention {
-    /// Queries per block.
+    /// Queries per block (at most).
     public static let blockQueries = 64
+    /// Blocks are halved (down to `minBlockQueries`) while less than this fraction of the
+    /// scored [block × max prefixEnd] rectangle is visible: keeps the waste on ramps of prefix
+    /// ends (the strided layout's a_k = c + k·s, the start of causal attention) small.
+    public static let minBlockUtilisation = 0.85
+    public static let minBlockQueries = 16
+
+    /// Consecutive query blocks [q0, q1) covering 0..<S.
+    static func queryBlocks(_ L: LayoutPointers) -> [(Int, Int)] {
+        var out: [(Int, Int)] = []
+        var q0 = 0
+        while q0 < L.count {
+            var n = min(blockQueries, L.count - q0)
+            while n > minBlockQueries {
+                var kmax = 0, sum = 0
+                for t in q0..<q0 + n { let pe = Int(L.prefixEnd[t]); kmax = max(kmax, pe); sum += pe }
+                if Double(sum) >= minBlockUtilisation * Double(n * kmax) { break }
+                n = max(minBlockQueries, n / 2)
+            }
+            out.append((q0, q0 + n))
+            q0 += n
+        }
+        return out
+    }
 
     /// Reusable scratch memory for `forward`/`backward` (grows on demand).
     public final class Scratch {
@@ -93,9 +116,7 @@ public enum Attention {
         let os = scratch.os.get(r * bq * hd)
         let ex = scratch.ex.get(max(1, r * bq * L.maxExtras))
         let maxEx = L.maxExtras
-        var q0 = 0
-        while q0 < S {
-            let q1 = min(S, q0 + bq)
+        for (q0, q1) in queryBlocks(L) {
             let nq = q1 - q0, m = r * nq
             var kmax = 0
             for t in q0..<q1 { kmax = max(kmax, Int(L.prefixEnd[t])) }
@@ -155,7 +176,6 @@ public enum Attention {
                     (out + qi * qStride + g * r * hd).update(from: os + t * r * hd, count: r * hd)
                 }
             }
-            q0 = q1
         }
     }
 
@@ -191,9 +211,7 @@ public enum Attention {
         let dd = scratch.dd.get(r * bq)          // D = rowsum(dO ∘ O)
         let maxEx = L.maxExtras
         let ex = scratch.ex.get(max(1, r * bq * maxEx))
-        var q0 = 0
-        while q0 < S {
-            let q1 = min(S, q0 + bq)
+        for (q0, q1) in queryBlocks(L) {
             let nq = q1 - q0, m = r * nq
             var kmax = 0
             for t in q0..<q1 { kmax = max(kmax, Int(L.prefixEnd[t])) }
@@ -272,7 +290,6 @@ public enum Attention {
                     Kernels.scaleCopy(scale, dqs + t * r * hd, dq + qi * qStride + g * r * hd, r * hd)
                 }
             }
-            q0 = q1
         }
     }
 }

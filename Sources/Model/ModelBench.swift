@@ -25,7 +25,7 @@ public enum ModelBench {
 
         public var description: String {
             func f(_ x: Double, _ p: Int) -> String { String(format: "%.\(p)f", x) }
-            return "\(name.padding(toLength: 34, withPad: " ", startingAt: 0)) \(f(tokensPerSecond, 1).leftPad(10)) tok/s "
+            return "\(name.padding(toLength: 46, withPad: " ", startingAt: 0)) \(f(tokensPerSecond, 1).leftPad(10)) tok/s "
                 + "\(f(gflops, 1).leftPad(8)) GFLOP/s  MFU \(f(100 * mfu, 1).leftPad(5))%  (by CPU time \(f(100 * cpuMFU, 1).leftPad(5))%)"
         }
     }
@@ -67,6 +67,7 @@ public enum ModelBench {
     /// Random weights (N(0, 0.02)); timings are best of `repeats`.
     public static func run(config: ModelConfig = .smolLM2_135M, sequenceLength S: Int = 512,
                            decodeBatches: [Int] = [1, 16, 64], decodePrefix: Int = 512, decodeSteps: Int = 16,
+                           strided: (P: Int, c: Int, s: Int, G: Int)? = nil,
                            repeats: Int = 3, seed: UInt64 = 1, log: ((String) -> Void)? = nil) -> [Row] {
         // On a shared machine both the peak and the model timings are best-of-N, so that they
         // estimate the uncontended speed; the peak is re-measured at the end and the max kept.
@@ -102,6 +103,36 @@ public enum ModelBench {
         rows.append(row("forward+backward S=\(S) recompute", S, tr, 3 * fwdFlops))
         log?(rows.last!.description)
         model.recomputeActivations = false
+
+        if let g = strided {
+            // EBFT strided layout (spec §4.2–4.4): chunk causal, then G steps × K blocks.
+            let K = (g.P - g.c - g.G) / g.s + 1
+            var sl = AttentionLayout.causal(length: g.P)
+            var visible = 0.0
+            for q in 0..<g.P { visible += Double(q + 1) }
+            for t in 0..<g.G {
+                for k in 0..<K {
+                    let a = g.c + k * g.s
+                    sl.append(position: a + t, prefixEnd: a, extras: (0...t).map { g.P + $0 * K + k })
+                    visible += Double(a + t + 1)
+                }
+            }
+            let SL = sl.count
+            let st = (0..<SL).map { _ in tok() }
+            let sp = (0..<SL - 1).map { Prediction(row: $0, target: st[($0 + 1) % SL]) }
+            let fl = Double(SL) * config.flopsPerToken(contextLength: 0)
+                + 4 * Double(config.layers * config.heads * config.headDim) * visible
+            let name = "P=\(g.P) c=\(g.c) s=\(g.s) G=\(g.G) (S=\(SL))"
+            let sf = time(max(1, repeats - 1)) { _ = model.logProbs(tokens: st, layout: sl, predictions: sp) }
+            rows.append(row("strided forward " + name, SL, sf, fl))
+            log?(rows.last!.description)
+            model.recomputeActivations = true
+            let sb = time(max(1, repeats - 1)) { _ = model.lossAndGradient(tokens: st, layout: sl, predictions: sp, grads: grads) }
+            rows.append(row("strided fwd+bwd recompute " + name, SL, sb, 3 * fl))
+            log?(rows.last!.description)
+            model.recomputeActivations = false
+            model.releaseWorkspace()
+        }
 
         let prefixTokens = (0..<decodePrefix).map { _ in tok() }
         let tp = time(1) { _ = model.prefill(tokens: prefixTokens) }
