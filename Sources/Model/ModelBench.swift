@@ -68,7 +68,8 @@ public enum ModelBench {
     public static func run(config: ModelConfig = .smolLM2_135M, sequenceLength S: Int = 512,
                            decodeBatches: [Int] = [1, 16, 64], decodePrefix: Int = 512, decodeSteps: Int = 16,
                            strided: (P: Int, c: Int, s: Int, G: Int)? = nil,
-                           repeats: Int = 3, seed: UInt64 = 1, log: ((String) -> Void)? = nil) -> [Row] {
+                           repeats: Int = 3, seed: UInt64 = 1, logitChunkRows: Int? = nil,
+                           log: ((String) -> Void)? = nil) -> [Row] {
         // On a shared machine both the peak and the model timings are best-of-N, so that they
         // estimate the uncontended speed; the peak is re-measured at the end and the max kept.
         let p1 = sgemmPeak(repeats: 10)
@@ -81,6 +82,7 @@ public enum ModelBench {
         let params = ParameterStore(config: config)
         params.randomize(seed: seed)
         let model = Transformer(parameters: params)
+        if let logitChunkRows { model.logitChunkRows = logitChunkRows }
         var state = seed
         func tok() -> Int32 {
             state = state &* 6364136223846793005 &+ 1442695040888963407

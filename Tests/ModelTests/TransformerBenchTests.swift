@@ -19,6 +19,8 @@ final class TransformerBenchTests: XCTestCase {
         let S = Int(ProcessInfo.processInfo.environment["EBFT_BENCH_S"] ?? "") ?? 512
         let strided = ProcessInfo.processInfo.environment["EBFT_BENCH_STRIDED"] == "1"
         _ = ModelBench.run(config: .smolLM2_135M, sequenceLength: S,
-                           strided: strided ? (P: 1024, c: 8, s: 8, G: 8) : nil, log: { print($0) })
+                           strided: strided ? (P: 1024, c: 8, s: 8, G: 8) : nil,
+                           logitChunkRows: Int(ProcessInfo.processInfo.environment["EBFT_BENCH_CHUNK"] ?? ""),
+                           log: { print($0) })
     }
 }
