@@ -10,7 +10,7 @@ final class GradCheckTests: XCTestCase {
         let params = ParameterStore(config: cfg)
         params.randomize(seed: seed, std: 0.15)
         // Norm weights away from 1 so their gradients are exercised.
-        var rng = TestRNG(seed + 1)
+        var rng = TF.RNG(seed + 1)
         for v in params.layout.views where v.shape.count == 1 {
             for i in 0..<v.count { params.pointer[v.offset + i] = 1 + 0.2 * rng.normal() }
         }
@@ -30,7 +30,7 @@ final class GradCheckTests: XCTestCase {
         let grads = ParameterStore(like: m.parameters)
         let res = m.lossAndGradient(tokens: tokens, layout: layout, predictions: preds, grads: grads)
         XCTAssertEqual(res.loss, loss(m, tokens, layout, preds), accuracy: 1e-4 * abs(res.loss), file: file, line: line)
-        var rng = TestRNG(99)
+        var rng = TF.RNG(99)
         let h: Float = 1e-2
         var worst = 0.0
         for v in m.parameters.layout.views {
@@ -59,7 +59,7 @@ final class GradCheckTests: XCTestCase {
 
     func testCausalBatchGradients() {
         let m = makeModel(seed: 7)
-        var rng = TestRNG(8)
+        var rng = TF.RNG(8)
         let S = 9, B = 2
         let tokens = rng.tokens(S * B, vocab: m.config.vocabSize)
         var preds: [Prediction] = []
@@ -72,9 +72,9 @@ final class GradCheckTests: XCTestCase {
 
     func testStridedLayoutGradients() {
         let m = makeModel(seed: 17)
-        var rng = TestRNG(18)
+        var rng = TF.RNG(18)
         let P = 8, c = 2, s = 2, G = 2
-        let (layout, K, anchors) = stridedLayout(P: P, c: c, s: s, G: G)   // K = 3, S = 14
+        let (layout, K, anchors) = TF.stridedLayout(P: P, c: c, s: s, G: G)   // K = 3, S = 14
         let tokens = rng.tokens(layout.count, vocab: m.config.vocabSize)
         var preds: [Prediction] = []
         for t in 0..<P - 1 { preds.append(Prediction(row: t, target: tokens[t + 1], weight: 0.3)) }
@@ -91,7 +91,7 @@ final class GradCheckTests: XCTestCase {
         let m = makeModel(seed: 27, tied: false)
         m.recomputeActivations = true
         m.logitChunkRows = 3     // several vocabulary chunks
-        var rng = TestRNG(28)
+        var rng = TF.RNG(28)
         let S = 7
         let tokens = rng.tokens(S, vocab: m.config.vocabSize)
         let preds = (0..<S - 1).map { Prediction(row: $0, target: tokens[$0 + 1]) }
@@ -101,8 +101,8 @@ final class GradCheckTests: XCTestCase {
 
     func testGradientsAccumulateAndCheckpointingAgrees() {
         let m = makeModel(seed: 37)
-        var rng = TestRNG(38)
-        let (layout, _, _) = stridedLayout(P: 10, c: 2, s: 2, G: 3)
+        var rng = TF.RNG(38)
+        let (layout, _, _) = TF.stridedLayout(P: 10, c: 2, s: 2, G: 3)
         let tokens = rng.tokens(layout.count * 2, vocab: m.config.vocabSize)
         let preds = (0..<layout.count * 2 - 1).map { Prediction(row: $0, target: tokens[($0 + 5) % tokens.count]) }
         let g1 = ParameterStore(like: m.parameters)

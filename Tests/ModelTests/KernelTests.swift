@@ -19,7 +19,7 @@ final class KernelTests: XCTestCase {
     }
 
     func testEmbeddingForwardBackward() {
-        var rng = TestRNG(1)
+        var rng = TF.RNG(1)
         let V = 7, d = 5
         let table = rng.floats(V * d)
         let tokens: [Int32] = [3, 0, 3, 6]
@@ -48,7 +48,7 @@ final class KernelTests: XCTestCase {
     }
 
     func testRMSNormForwardBackward() {
-        var rng = TestRNG(2)
+        var rng = TF.RNG(2)
         let T = 3, d = 11, eps: Float = 1e-5
         let x = rng.floats(T * d), w = rng.floats(d).map { 1 + 0.3 * $0 }
         var out = [Float](repeating: 0, count: T * d), rstd = [Float](repeating: 0, count: T)
@@ -77,7 +77,7 @@ final class KernelTests: XCTestCase {
     }
 
     func testRoPEAdjacentPairsAndInverse() {
-        var rng = TestRNG(3)
+        var rng = TF.RNG(3)
         let S = 5, nh = 3, hd = 8, base: Float = 10000
         let positions: [Int32] = [0, 7, 2, 100, 3]
         let table = Kernels.RopeTable(positions: positions, headDim: hd, base: base)
@@ -106,11 +106,11 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(lhs, rhs, accuracy: 1e-4)
         var back = y
         Kernels.rope(&back, rows: S, heads: nh, headDim: hd, stride: nh * hd, table: table, inverse: true)
-        XCTAssertLessThan(maxAbsDiff(back, x), 1e-5)
+        XCTAssertLessThan(TF.maxAbsDiff(back, x), 1e-5)
     }
 
     func testSwiGLUForwardBackward() {
-        var rng = TestRNG(4)
+        var rng = TF.RNG(4)
         let n = 37
         let g = rng.floats(n, std: 2), u = rng.floats(n)
         var out = [Float](repeating: 0, count: n)
@@ -130,7 +130,7 @@ final class KernelTests: XCTestCase {
     }
 
     func testLinearForwardBackward() {
-        var rng = TestRNG(5)
+        var rng = TF.RNG(5)
         let T = 4, inD = 6, outD = 5
         let x = rng.floats(T * inD), w = rng.floats(outD * inD)
         var y = [Float](repeating: 0, count: T * outD)

@@ -35,24 +35,24 @@ final class TransformerTests: XCTestCase {
 
     func testBatchInvariance() {
         let m = model()
-        var rng = TestRNG(1)
-        let (layout, _, _) = stridedLayout(P: 12, c: 2, s: 2, G: 3)
+        var rng = TF.RNG(1)
+        let (layout, _, _) = TF.stridedLayout(P: 12, c: 2, s: 2, G: 3)
         let S = layout.count
         let a = rng.tokens(S, vocab: 61), b = rng.tokens(S, vocab: 61), c = rng.tokens(S, vocab: 61)
         let alone = m.forward(tokens: b, layout: layout)
         let batched = m.forward(tokens: a + b + c, layout: layout)
-        XCTAssertLessThan(maxAbsDiff(alone, Array(batched[S * 32 ..< 2 * S * 32])), 1e-5)
+        XCTAssertLessThan(TF.maxAbsDiff(alone, Array(batched[S * 32 ..< 2 * S * 32])), 1e-5)
         // the loss of a batch is the sum of the per-sequence losses
         let preds = (0..<S - 1).map { Prediction(row: $0, target: b[$0 + 1]) }
         let lpAlone = m.logProbs(tokens: b, layout: layout, predictions: preds)
         let lpBatched = m.logProbs(tokens: a + b + c, layout: layout,
                                    predictions: preds.map { Prediction(row: Int($0.row) + S, target: $0.target) })
-        XCTAssertLessThan(maxAbsDiff(lpAlone, lpBatched), 1e-5)
+        XCTAssertLessThan(TF.maxAbsDiff(lpAlone, lpBatched), 1e-5)
     }
 
     func testLogProbsMatchLogits() {
         let m = model()
-        var rng = TestRNG(2)
+        var rng = TF.RNG(2)
         let tokens = rng.tokens(10, vocab: 61)
         let layout = AttentionLayout.causal(length: 10)
         let z = m.logits(tokens: tokens, layout: layout, rows: [3, 7])
@@ -68,14 +68,14 @@ final class TransformerTests: XCTestCase {
         var other = tokens
         other[8] = (other[8] + 1) % 61
         let z2 = m.logits(tokens: other, layout: layout, rows: [3, 7])
-        XCTAssertLessThan(maxAbsDiff(Array(z[0..<61]), Array(z2[0..<61])), 1e-6)
-        XCTAssertGreaterThan(maxAbsDiff(Array(z[0..<61]), Array(z2[61..<122])), 1e-3)
+        XCTAssertLessThan(TF.maxAbsDiff(Array(z[0..<61]), Array(z2[0..<61])), 1e-6)
+        XCTAssertGreaterThan(TF.maxAbsDiff(Array(z[0..<61]), Array(z2[61..<122])), 1e-3)
     }
 
     func testHiddenStatesEqualResidualStream() {
         let m = model(layers: 3)
-        var rng = TestRNG(3)
-        let (layout, _, _) = stridedLayout(P: 10, c: 2, s: 2, G: 2)
+        var rng = TF.RNG(3)
+        let (layout, _, _) = TF.stridedLayout(P: 10, c: 2, s: 2, G: 2)
         let S = layout.count
         let tokens = rng.tokens(2 * S, vocab: 61)
         let hs = m.hiddenStates(tokens: tokens, layout: layout, layers: [2, 1, 3])
@@ -86,7 +86,7 @@ final class TransformerTests: XCTestCase {
         for (i, l) in [2, 1, 3].enumerated() {
             let ref = Array(UnsafeBufferPointer(start: m.ws.x(l).get(2 * S * 32), count: 2 * S * 32))
             XCTAssertEqual(hs[i].count, ref.count)
-            XCTAssertLessThan(maxAbsDiff(hs[i], ref), 1e-6, "layer \(l)")
+            XCTAssertLessThan(TF.maxAbsDiff(hs[i], ref), 1e-6, "layer \(l)")
         }
         // Layer L then final norm equals forward().
         let final = m.forward(tokens: tokens, layout: layout)
@@ -98,7 +98,7 @@ final class TransformerTests: XCTestCase {
         }
         // Capturing layer 1 only must not depend on deeper layers.
         let h1 = m.hiddenStates(tokens: tokens, layout: layout, layers: [1])
-        XCTAssertLessThan(maxAbsDiff(h1[0], hs[1]), 1e-6)
+        XCTAssertLessThan(TF.maxAbsDiff(h1[0], hs[1]), 1e-6)
     }
 
     func testCachedGenerationMatchesFullForward() {
@@ -113,7 +113,7 @@ final class TransformerTests: XCTestCase {
         var seq = prompt
         for i in 0..<6 {
             let z = m.logits(tokens: seq, layout: .causal(length: seq.count), rows: [seq.count - 1])
-            XCTAssertLessThan(maxAbsDiff(z, logitsSeen[i]), 1e-4, "step \(i)")
+            XCTAssertLessThan(TF.maxAbsDiff(z, logitsSeen[i]), 1e-4, "step \(i)")
             let greedy = Int32(z.indices.max { z[$0] < z[$1] }!)
             XCTAssertEqual(greedy, out[i])
             seq.append(out[i])
@@ -126,9 +126,9 @@ final class TransformerTests: XCTestCase {
 
     func testStridedDecodeWithSharedPrefixesMatchesFullForward() {
         let m = model(layers: 3)
-        var rng = TestRNG(4)
+        var rng = TF.RNG(4)
         let P = 14, c = 2, s = 3, G = 3
-        let (layout, K, anchors) = stridedLayout(P: P, c: c, s: s, G: G)   // K = 4
+        let (layout, K, anchors) = TF.stridedLayout(P: P, c: c, s: s, G: G)   // K = 4
         let V = 61
         // Two chunks (two prefix segments) decoded in one batch, streams interleaved.
         let seqs = [rng.tokens(layout.count, vocab: V), rng.tokens(layout.count, vocab: V)]
@@ -143,7 +143,7 @@ final class TransformerTests: XCTestCase {
         for sq in 0..<2 {
             // Prefill logits of rows a_k − 1 equal the strided forward's.
             let ref = m.logits(tokens: seqs[sq], layout: layout, rows: anchors.map { $0 - 1 })
-            XCTAssertLessThan(maxAbsDiff(prefixes[sq].logits, ref), 1e-4)
+            XCTAssertLessThan(TF.maxAbsDiff(prefixes[sq].logits, ref), 1e-4)
         }
         let refs = seqs.map { z in
             m.logits(tokens: z, layout: layout, rows: (0..<G * K).map { P + $0 })   // rows P + t·K + k
@@ -155,7 +155,7 @@ final class TransformerTests: XCTestCase {
                 let got = Array(z[b * V ..< (b + 1) * V])
                 let row = t * K + w.k
                 let want = Array(refs[w.seq][row * V ..< (row + 1) * V])
-                XCTAssertLessThan(maxAbsDiff(got, want), 1e-4, "step \(t) stream \(b)")
+                XCTAssertLessThan(TF.maxAbsDiff(got, want), 1e-4, "step \(t) stream \(b)")
             }
         }
         XCTAssertEqual(batch.stepCount, G)
@@ -163,7 +163,7 @@ final class TransformerTests: XCTestCase {
 
     func testDecodeHiddenMatchesForward() {
         let m = model()
-        var rng = TestRNG(6)
+        var rng = TF.RNG(6)
         let tokens = rng.tokens(9, vocab: 61)
         let full = m.forward(tokens: tokens, layout: .causal(length: 9))
         let prefix = m.prefill(tokens: Array(tokens[0..<6]))
@@ -173,9 +173,9 @@ final class TransformerTests: XCTestCase {
             DecodeStream(prefixLength: 0, firstPosition: 0)], maxNewTokens: 3)
         for t in 6..<9 {
             let h = batch.stepHidden(tokens: [tokens[t], tokens[t], tokens[t - 6]])
-            XCTAssertLessThan(maxAbsDiff(Array(h[0..<32]), Array(full[t * 32 ..< (t + 1) * 32])), 1e-5)
-            XCTAssertLessThan(maxAbsDiff(Array(h[0..<32]), Array(h[32..<64])), 1e-6)
-            XCTAssertLessThan(maxAbsDiff(Array(h[64..<96]), Array(full[(t - 6) * 32 ..< (t - 5) * 32])), 1e-5)
+            XCTAssertLessThan(TF.maxAbsDiff(Array(h[0..<32]), Array(full[t * 32 ..< (t + 1) * 32])), 1e-5)
+            XCTAssertLessThan(TF.maxAbsDiff(Array(h[0..<32]), Array(h[32..<64])), 1e-6)
+            XCTAssertLessThan(TF.maxAbsDiff(Array(h[64..<96]), Array(full[(t - 6) * 32 ..< (t - 5) * 32])), 1e-5)
         }
     }
 }
