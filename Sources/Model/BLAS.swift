@@ -16,6 +16,16 @@ public enum BLAS {
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        if m == 1 {
+            // A single row: OpenBLAS's sgemv is several times faster than its sgemm here
+            // (batch-1 decoding). c[1×n] = alpha · a[1×k] · op(B) + beta · c.
+            //   transB: c = B[n×k] · aᵀ  → sgemv NoTrans on B;   else c = B[k×n]ᵀ · aᵀ → sgemv Trans.
+            let incA = transA ? lda : 1
+            cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans,
+                        Int32(transB ? n : k), Int32(transB ? k : n), alpha, b, Int32(ldb),
+                        a, Int32(incA), beta, c, 1)
+            return
+        }
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans,
                     transB ? CblasTrans : CblasNoTrans,

@@ -4,5 +4,5 @@ import ArgumentParser
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: communication, BLAS, model and sampler throughput.",
-        subcommands: [BenchComm.self, BenchBLAS.self, BenchSampler.self])
+        subcommands: [BenchComm.self, BenchBLAS.self, BenchModel.self, BenchSampler.self])
 }
