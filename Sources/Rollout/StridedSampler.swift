@@ -118,8 +118,9 @@ public struct StridedSampler {
 }
 
 extension Sampling {
-    /// Threads used to draw tokens for many streams at once (the picks are independent).
-    public static var parallelism: Int = 2
+    /// Threads used to draw tokens for many streams at once (the picks are independent);
+    /// defaults to the BLAS thread count, so ranks × threads stays within the cores.
+    public static var parallelism: Int = max(1, BLAS.threads)
 }
 
 /// The two slower ways to get the same rollouts, for tests and `bench sampler`.
