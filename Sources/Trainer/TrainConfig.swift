@@ -167,6 +167,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw ConfigError.unreadable(path: path, reason: "\(error.localizedDescription)")
         }
+        return try load(yamlText: text, source: path, over: base)
+    }
+
+    /// Like `load(yamlFile:over:)` for YAML text (`source` names it in errors).
+    public static func load(yamlText text: String, source path: String, over base: TrainConfig = TrainConfig()) throws -> TrainConfig {
         let node: Any?
         do { node = try Yams.load(yaml: text) } catch {
             throw ConfigError.unreadable(path: path, reason: "not valid YAML: \(error)")
