@@ -77,7 +77,9 @@ public func splitByHash(_ items: [QAPair], testFraction: Double) -> TaskSplit {
 ///      register, field: [Br.], [ugs.], [techn.]), `<…>` (cross references), `(…)` glosses
 ///      (nested parentheses handled);
 ///   3. of `;`-separated synonyms the first is kept;
-///   4. `/` alternatives keep the first: `think/consider` → `think`, `this / that` → `this`;
+///   4. `/` alternatives keep the first: `think/consider` → `think`, `this / that` → `this`
+///      (but by default sub-entries with `/` in their first synonym are dropped altogether,
+///      see `Options.dropSlashAlternatives`: the span of a multi-word alternative is ambiguous);
 ///   5. whitespace collapsed, spaces before punctuation removed, outer quotes/spaces trimmed.
 /// A pair is kept when both sides have ≥ `minWords` words (and ≤ `maxWords`), neither
 /// contains dictionary placeholders (`jdn.`, `etw.`, `sb.`, `sth.` …) or ellipses (fragments),
@@ -91,12 +93,18 @@ public enum TranslationPairs {
         public var maxWords = 40
         public var requireSentence = true
         public var testFraction = 0.05
+        /// Drop sub-entries whose first synonym holds a `/` alternative: in sentences its span is
+        /// ambiguous ("So ein Typ vom Büro / Einer vom Büro hat …"). When false, `clean` keeps the
+        /// first word of each alternative instead.
+        public var dropSlashAlternatives = true
         public init() {}
-        public init(minWords: Int = 4, maxWords: Int = 40, requireSentence: Bool = true, testFraction: Double = 0.05) {
+        public init(minWords: Int = 4, maxWords: Int = 40, requireSentence: Bool = true, testFraction: Double = 0.05,
+                    dropSlashAlternatives: Bool = true) {
             self.minWords = minWords
             self.maxWords = maxWords
             self.requireSentence = requireSentence
             self.testFraction = testFraction
+            self.dropSlashAlternatives = dropSlashAlternatives
         }
     }
 
@@ -138,6 +146,10 @@ public enum TranslationPairs {
         // Split on bytes: splitting a 25 MB String by Character (grapheme clusters) is slow.
         for line in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
             for (de, en) in alignedEntries(String(decoding: line, as: UTF8.self)) where mayKeep(de, options) && mayKeep(en, options) {
+                if options.dropSlashAlternatives {
+                    let firstDe = stripMarkup(de).prefix { $0 != ";" }, firstEn = stripMarkup(en).prefix { $0 != ";" }
+                    if firstDe.contains("/") || firstEn.contains("/") { continue }
+                }
                 let g = clean(de), e = clean(en)
                 guard keep(german: g, english: e, options: options), seen.insert(g).inserted else { continue }
                 out.append(QAPair(question: question(german: g), answer: answer(english: e), key: g))
@@ -186,19 +198,7 @@ public enum TranslationPairs {
 
     /// Removes dictionary markup from one sub-entry (see the type's documentation).
     public static func clean(_ raw: String) -> String {
-        // 2. bracketed markup, nested parentheses included
-        var s = ""
-        var depth: [Character] = []
-        let closing: [Character: Character] = ["{": "}", "[": "]", "<": ">", "(": ")"]
-        for ch in raw {
-            if let close = closing[ch] {
-                depth.append(close)
-            } else if let top = depth.last, ch == top {
-                depth.removeLast()
-            } else if depth.isEmpty {
-                s.append(ch)
-            }
-        }
+        var s = stripMarkup(raw)
         // 3. first synonym
         if let semi = s.firstIndex(of: ";") { s = String(s[..<semi]) }
         // 4. slash alternatives: drop "/" and the word after it
@@ -215,6 +215,23 @@ public enum TranslationPairs {
         }
         words = merged
         return words.joined(separator: " ").trimmingCharacters(in: CharacterSet(charactersIn: " \"„“”'"))
+    }
+
+    /// Step 2: removes `{…}`, `[…]`, `<…>` and `(…)` (nested) with their contents.
+    public static func stripMarkup(_ raw: String) -> String {
+        var s = ""
+        var depth: [Character] = []
+        let closing: [Character: Character] = ["{": "}", "[": "]", "<": ">", "(": ")"]
+        for ch in raw {
+            if let close = closing[ch] {
+                depth.append(close)
+            } else if let top = depth.last, ch == top {
+                depth.removeLast()
+            } else if depth.isEmpty {
+                s.append(ch)
+            }
+        }
+        return s
     }
 
     static func dropSlashAlternatives(_ s: String) -> String {

@@ -29,8 +29,11 @@ final class TranslationPairsTests: XCTestCase {
         Katze {f} | Die Katze schläft ... :: cat | The cat sleeps ...
         jdn. etw. fragen | Kann ich jdn. etw. fragen? :: to ask sb. sth. | Can I ask sb. sth.?
         klein | kleines Haus in der Stadt :: small | small house in the town
+        Typ {m} | So ein Typ vom Büro / Einer vom Büro hat angerufen. :: bloke | Some bod from the office rang.
+        Eis {n} | Verweilen auf dem Eis/in der Ladezone verboten! (Schild) :: ice | No loitering on the ice! (sign)
         """
         let pairs = TranslationPairs.parse(dictionary: text)
+        XCTAssertFalse(pairs.contains { $0.key.contains("Büro") || $0.key.contains("Eis") })
         XCTAssertEqual(pairs.map(\.key), ["Das ist nur scheinbar paradox.", "Er will es tun, aber er kann nicht.", "Der Hund bellt laut."])
         XCTAssertEqual(pairs[0].question, "German: Das ist nur scheinbar paradox.\nEnglish:")
         XCTAssertEqual(pairs[0].answer, " This is only seemingly a paradox.")
@@ -39,6 +42,10 @@ final class TranslationPairsTests: XCTestCase {
         let loose = TranslationPairs.parse(dictionary: text, options: .init(requireSentence: false))
         XCTAssertTrue(loose.contains { $0.key == "kleines Haus in der Stadt" })
         XCTAssertFalse(loose.contains { $0.key.contains("jdn.") })
+        // Slash alternatives: dropped by default; with the option off the first word is kept.
+        let slashes = TranslationPairs.parse(dictionary: text, options: .init(dropSlashAlternatives: false))
+        XCTAssertTrue(slashes.contains { $0.key == "So ein Typ vom Büro vom Büro hat angerufen." })
+        XCTAssertTrue(slashes.contains { $0.key == "Verweilen auf dem Eis der Ladezone verboten!" && $0.answer == " No loitering on the ice!" })
         XCTAssertTrue(TranslationPairs.parse(dictionary: text, options: .init(minWords: 6)).allSatisfy { $0.key.split(separator: " ").count >= 6 })
     }
 
