@@ -119,12 +119,21 @@ public struct SandboxConfiguration: Sendable {
     public var baseDirectory: String = "/tmp"
     /// Concurrent runs; each holds one slot with its own uid `uidBase + slot`.
     public var concurrency: Int = 2
-    /// First unprivileged uid/gid used for sandboxed programs (no passwd entry needed).
-    public var uidBase: UInt32 = 3_900_000
+    /// First unprivileged uid/gid used for sandboxed programs (no passwd entry needed); slot i
+    /// runs as `uidBase + i`. The default is derived from the process id so that sandboxes of
+    /// different processes on one machine (e.g. MPI ranks) do not share uids and hence
+    /// RLIMIT_NPROC budgets.
+    public var uidBase: UInt32 = SandboxConfiguration.defaultUIDBase()
+
+    /// 3_900_000 + 16 · (pid mod 100_000): unique per live process, at most 16 slots each.
+    public static func defaultUIDBase() -> UInt32 {
+        3_900_000 + 16 * UInt32(getpid() % 100_000)
+    }
 
     public init() {}
     public init(python: String = "/usr/bin/python3", limits: SandboxLimits = SandboxLimits(),
-                baseDirectory: String = "/tmp", concurrency: Int = 2, uidBase: UInt32 = 3_900_000) {
+                baseDirectory: String = "/tmp", concurrency: Int = 2,
+                uidBase: UInt32 = SandboxConfiguration.defaultUIDBase()) {
         self.python = python
         self.limits = limits
         self.baseDirectory = baseDirectory
@@ -311,8 +320,8 @@ public final class Sandbox: @unchecked Sendable {
             usleep(sleepMicros)
             sleepMicros = min(sleepMicros * 2, 10_000)
         }
-        // Anything still in our session (there should be nothing: it all lived in the PID namespace).
-        kill(-pid, SIGKILL)
+        // Nothing of the program survives: it all lived in the PID namespace, whose init (the
+        // program) is gone. (No kill(-pid) here: after reaping, the pid may be reused.)
         let wall = monotonicSeconds() - start
 
         let (out, outTrunc) = Self.readCapped(outPath, limit: lim.maxOutputBytes)

@@ -113,6 +113,30 @@ public enum TranslationPairs {
     /// The target for an English sentence (a leading space continues "English:").
     public static func answer(english: String) -> String { " \(english)" }
 
+    /// Cleans a generated translation before scoring (spec §10.2; the caller cuts at EOS): keeps
+    /// the first non-empty line, strips a leading "Translation:", "Answer:", "Output:" or
+    /// "English:" label and surrounding quotes.
+    public static func cleanHypothesis(_ generated: String) -> String {
+        let line = generated.split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .first { !$0.isEmpty } ?? ""
+        var s = Substring(line)
+        var changed = true
+        while changed {
+            changed = false
+            for label in ["Translation:", "Answer:", "Output:", "English:"] where s.lowercased().hasPrefix(label.lowercased()) {
+                s = s.dropFirst(label.count).drop(while: { $0 == " " })
+                changed = true
+            }
+        }
+        let quotes: Set<Character> = ["\"", "'", "“", "”", "„", "«", "»"]
+        if s.count >= 2, let f = s.first, let l = s.last, quotes.contains(f), quotes.contains(l),
+           !s.dropFirst().dropLast().contains(where: { quotes.contains($0) }) {
+            s = s.dropFirst().dropLast()
+        }
+        return s.trimmingCharacters(in: .whitespaces)
+    }
+
     public static func load(path: String = defaultPath, options: Options = Options()) throws -> TaskSplit {
         try validate(options)
         guard FileManager.default.fileExists(atPath: path) else {

@@ -7,7 +7,7 @@ import Glibc
 
 /// Shared fixtures for sandbox tests: a private base directory and a sandbox with short limits.
 enum SandboxFixture {
-    static let uidBase: UInt32 = 3_910_000
+    static let uidBase: UInt32 = 3_800_000  // below the pid-derived default range
 
     static func makeBase() throws -> String {
         var t = Array("/tmp/ebft-sbx-tests-XXXXXX".utf8CString)

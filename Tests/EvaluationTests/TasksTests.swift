@@ -78,6 +78,16 @@ final class TranslationPairsTests: XCTestCase {
         XCTAssertThrowsError(try TranslationPairs.load(options: .init(minWords: 0)))
     }
 
+    func testHypothesisCleaning() {
+        let c = TranslationPairs.cleanHypothesis
+        XCTAssertEqual(c(" The dog barks.\nGerman: Der Hund"), "The dog barks.")
+        XCTAssertEqual(c("\n\n  Translation: \"The dog barks.\"  \n"), "The dog barks.")
+        XCTAssertEqual(c("English: Answer: I am tired."), "I am tired.")
+        XCTAssertEqual(c("\"Quoted\" words stay \"here\""), "\"Quoted\" words stay \"here\"")
+        XCTAssertEqual(c("„Ein Satz.“"), "Ein Satz.")
+        XCTAssertEqual(c(""), "")
+    }
+
     func testFNV1a() {
         XCTAssertEqual(fnv1a64(""), 0xcbf2_9ce4_8422_2325)
         XCTAssertEqual(fnv1a64("a"), 0xaf63_dc4c_8601_ec8c)
