@@ -137,6 +137,7 @@ final class SandboxTests: XCTestCase {
         let r = sb.run(program: """
         import os, tempfile
         print(os.getuid(), os.getgid(), os.getgroups(), os.getpid())
+        print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
         open('scratch.txt', 'w').write('ok')
         with tempfile.NamedTemporaryFile() as f:
             f.write(b'x')
@@ -147,6 +148,7 @@ final class SandboxTests: XCTestCase {
         let uid = UInt32(first.split(separator: " ").first ?? "") ?? 0
         XCTAssertTrue((SandboxFixture.uidBase...SandboxFixture.uidBase + 1).contains(uid), r.stdout)
         XCTAssertTrue(first.hasSuffix(" [] 1"), "no groups, PID 1 in its namespace: \(r.stdout)")
+        XCTAssertEqual(r.stdout.split(separator: "\n").dropFirst().first, "[1]", "only its own process is visible")
         XCTAssertEqual(r.stdout.split(separator: "\n").last, "ok")
     }
 
@@ -222,6 +224,14 @@ final class SandboxTests: XCTestCase {
                 time.sleep(1000)
             print('parent leaves')
             """, []),
+            ("disk bomb", "with open('big', 'wb') as f:\n    while True:\n        f.write(b'x' * 2**20)", [.runtime, .killed]),
+            ("thread bomb", """
+            import threading, time
+            while True:
+                threading.Thread(target=time.sleep, args=(100,), daemon=True).start()
+            """, [.runtime]),
+            ("become root", "import os\nos.setuid(0)", [.runtime]),
+            ("signal everything", "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\nprint('still here')", []),
             ("stdout flood", "import sys\nline = 'x' * 999 + '\\n'\nfor _ in range(100_000):\n    sys.stdout.write(line)", [.runtime, .killed]),
         ]
         for round in 0..<2 {
