@@ -147,6 +147,7 @@ public enum SandboxError: Error, LocalizedError, Equatable {
     case toolMissing(String)
     case pythonMissing(String)
     case invalidConfiguration(String)
+    case selfTestFailed(String)
 
     public var errorDescription: String? {
         switch self {
@@ -160,6 +161,8 @@ public enum SandboxError: Error, LocalizedError, Equatable {
                 + "runnable by an unprivileged user, so not a pyenv shim under /root)"
         case .invalidConfiguration(let m):
             return "invalid sandbox configuration: \(m)"
+        case .selfTestFailed(let m):
+            return "the code sandbox does not work on this machine (a trivial program failed): \(m)"
         }
     }
 }
@@ -201,6 +204,24 @@ public final class Sandbox: @unchecked Sendable {
         defer { releaseSlot(slot) }
         let source = tests.isEmpty ? program : program + "\n\n" + tests + "\n"
         return runInSlot(source: source, uid: configuration.uidBase + UInt32(slot))
+    }
+
+    /// Checks that sandboxed programs actually run, unprivileged and without network; call it
+    /// once before an evaluation so that a broken setup fails loudly instead of scoring 0.
+    public func selfTest() throws {
+        let r = run(program: """
+        import os, socket
+        assert os.getuid() != 0 and os.geteuid() != 0, "running as root"
+        try:
+            socket.create_connection(("127.0.0.1", 9), timeout=1)
+            raise SystemExit("network reachable")
+        except OSError:
+            pass
+        print("sandbox-ok")
+        """)
+        guard r.passed, r.stdout == "sandbox-ok\n" else {
+            throw SandboxError.selfTestFailed("\(r.outcome): \(r.stderr.suffix(1000))")
+        }
     }
 
     /// Runs many (program, tests) pairs, `concurrency` at a time; results in input order.
@@ -347,6 +368,10 @@ public final class Sandbox: @unchecked Sendable {
         guard let code = exitStatus else { return .failed(.killed) }
         if code == 0 { return .passed }
         if code == 125 && stderrTail.contains(setupMarker) { return .failed(.sandboxError) }
+        // The launch chain (prlimit → setpriv → env) failed before Python ran.
+        if code != 0, ["prlimit:", "setpriv:", "env:", "unshare:"].contains(where: { stderrTail.hasPrefix($0) }) {
+            return .failed(.sandboxError)
+        }
         let name = lastExceptionName(stderrTail)
         switch name {
         case "SyntaxError", "IndentationError", "TabError": return .failed(.syntax)

@@ -269,6 +269,18 @@ final class SandboxTests: XCTestCase {
         XCTAssertEqual(normal.stdout, "fine\n")
     }
 
+    func testSelfTest() throws {
+        let sb = try SandboxFixture.sandbox(base: base)
+        XCTAssertNoThrow(try sb.selfTest())
+        // A broken launch chain (here: an interpreter that is not Python) is a sandbox error.
+        var config = sb.configuration
+        config.python = "/bin/false"
+        let broken = try Sandbox(configuration: config)
+        XCTAssertThrowsError(try broken.selfTest()) { e in
+            guard case SandboxError.selfTestFailed = e else { return XCTFail("\(e)") }
+        }
+    }
+
     func testClassifierParsesTracebacks() {
         XCTAssertEqual(Sandbox.lastExceptionName("Traceback (most recent call last):\n  File \"x\", line 1\nValueError: bad\n"), "ValueError")
         XCTAssertEqual(Sandbox.lastExceptionName("Traceback:\n  ...\nurllib.error.URLError: <urlopen error>\n"), "URLError")
@@ -278,6 +290,8 @@ final class SandboxTests: XCTestCase {
         XCTAssertEqual(Sandbox.classify(timedOut: true, exitStatus: 0, signal: nil, stderrTail: ""), .failed(.timeout))
         XCTAssertEqual(Sandbox.classify(timedOut: false, exitStatus: nil, signal: SIGXCPU, stderrTail: ""), .failed(.timeout))
         XCTAssertEqual(Sandbox.classify(timedOut: false, exitStatus: 1, signal: nil, stderrTail: "MemoryError\n"), .failed(.memory))
+        XCTAssertEqual(Sandbox.classify(timedOut: false, exitStatus: 1, signal: nil, stderrTail: "setpriv: setresuid failed\n"), .failed(.sandboxError))
+        XCTAssertEqual(Sandbox.classify(timedOut: false, exitStatus: 125, signal: nil, stderrTail: "ebft-sandbox-setup: tmpfs work dir\n"), .failed(.sandboxError))
     }
 }
 
