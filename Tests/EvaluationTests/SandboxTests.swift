@@ -205,7 +205,8 @@ final class SandboxTests: XCTestCase {
                     pass
             """, [.timeout]),
             ("memory bomb", "x = bytearray(8 * 1024**3)", [.memory]),
-            ("growing memory", "a = []\nwhile True:\n    a.append(' ' * 10**7)", [.memory]),
+            ("growing memory", "a = []\nwhile True:\n    a.append(bytearray(32 * 2**20))", [.memory]),
+            ("touching memory", "a = []\nwhile True:\n    a.append(b'x' * 2**20)", [.memory, .timeout]),
             ("write outside", "open('\(outside)/evil.txt', 'w').write('pwned')", [.runtime]),
             ("overwrite outside", "open('\(victim)', 'w').write('pwned')", [.runtime]),
             ("write to /tmp", "open('/tmp/evil-\(marker)', 'w').write('pwned')", [.runtime]),
@@ -232,7 +233,7 @@ final class SandboxTests: XCTestCase {
             """, [.runtime]),
             ("become root", "import os\nos.setuid(0)", [.runtime]),
             ("signal everything", "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\nprint('still here')", []),
-            ("stdout flood", "import sys\nline = 'x' * 999 + '\\n'\nfor _ in range(100_000):\n    sys.stdout.write(line)", [.runtime, .killed]),
+            ("stdout flood", "import sys\nline = 'x' * 999 + '\\n'\nfor _ in range(100_000):\n    sys.stdout.write(line)", [.runtime, .killed, .timeout]),
         ]
         for round in 0..<2 {
             let t0 = Date()
