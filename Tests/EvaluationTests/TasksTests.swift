@@ -232,7 +232,7 @@ final class QACodePairsTests: XCTestCase {
         let excluded = try QACodePairs.humanEvalEntryPoints()
         XCTAssertEqual(excluded, Set(try HumanEval.load().map(\.entryPoint)))
         XCTAssertTrue(excluded.contains("has_close_elements"))
-        let a = try QACodePairs.load(options: .init(excludedNames: excluded))
+        let a = try QACodePairs.load()  // excludes the HumanEval entry points by default
         let again = splitByHash((a.train + a.test).reversed(), testFraction: 0.05)
         XCTAssertEqual(Set(again.test), Set(a.test), "split by content hash")
         XCTAssertGreaterThan(a.train.count, 1000)
@@ -248,8 +248,17 @@ final class QACodePairsTests: XCTestCase {
         }
         // Excluding a name actually removes it.
         XCTAssertTrue(all.contains { $0.question.contains("def dedent(") })
-        let without = try QACodePairs.load(options: .init(excludedNames: excluded.union(["dedent"])))
+        let without = try QACodePairs.load(options: .init(excludedNames: ["dedent"]))
         XCTAssertFalse((without.train + without.test).contains { $0.question.contains("def dedent(") })
+        // The stdlib does define functions named like HumanEval entry points (statistics.median,
+        // enum.unique, operator.add, base64.encode, …): they come through only without the exclusion.
+        let unfiltered = try QACodePairs.load(options: .init(excludeHumanEvalEntryPoints: false))
+        let unfilteredAll = unfiltered.train + unfiltered.test
+        XCTAssertGreaterThan(unfilteredAll.count, all.count)
+        for name in ["median", "unique"] {
+            XCTAssertTrue(unfilteredAll.contains { $0.question.contains("def \(name)(") }, name)
+            XCTAssertFalse(all.contains { $0.question.contains("def \(name)(") }, name)
+        }
         print("qa-code pairs: train \(a.train.count), test \(a.test.count)")
         XCTAssertThrowsError(try QACodePairs.load(root: "/nonexistent/python3.11")) { e in
             XCTAssertTrue((e as? LocalizedError)?.errorDescription?.contains("libpython3.11-stdlib") ?? false)
