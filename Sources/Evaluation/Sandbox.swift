@@ -282,6 +282,7 @@ public final class Sandbox: @unchecked Sendable {
     cd "$H/work" || fail "cd"
     exec /usr/bin/prlimit --as="$3" --cpu="$4" --nproc="$5" --fsize="$6" --core=0 --nofile=256 -- \
       /usr/bin/setpriv --reuid="$U" --regid="$U" --clear-groups --no-new-privs -- \
+      /usr/bin/setpriv --pdeathsig KILL -- \
       /usr/bin/env -i PATH=/usr/bin:/bin HOME="$H/work" TMPDIR="$H/work" LANG=C.UTF-8 \
       "$8" -I -B program.py
     """#
@@ -310,7 +311,11 @@ public final class Sandbox: @unchecked Sendable {
         } catch {
             return infraFailure("writing program: \(error)")
         }
-        let argv = ["/usr/bin/unshare", "--net", "--pid", "--fork", "--kill-child", "--mount",
+        // setpriv --pdeathsig: if this thread (hence the caller) dies, unshare is killed, and with
+        // it the namespace's init (whose own parent-death signal is re-armed after the uid switch,
+        // which clears it).
+        let argv = ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--",
+                    "/usr/bin/unshare", "--net", "--pid", "--fork", "--kill-child", "--mount",
                     "--ipc", "--uts", "--mount-proc", "--", "/bin/sh", "-c", Self.namespaceScript,
                     "ebft-sandbox", dir, String(uid), String(lim.memoryBytes), String(lim.cpuSeconds),
                     String(lim.maxProcesses), String(lim.maxFileBytes), String(lim.workDirBytes),
@@ -333,9 +338,14 @@ public final class Sandbox: @unchecked Sendable {
             if r < 0 && errno != EINTR { return infraFailure("waitpid: \(String(cString: strerror(errno)))") }
             if monotonicSeconds() >= deadline {
                 timedOut = true
+                // The program may have left our session (setsid) and cleared its parent-death
+                // signal, so kill the namespace's init directly (the kernel then kills everything
+                // in the PID namespace), then unshare, then sweep the slot's uid.
+                for child in Self.children(of: pid) { kill(child, SIGKILL) }
                 kill(-pid, SIGKILL)
                 kill(pid, SIGKILL)
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                Self.killAllProcesses(ofUID: uid)
                 break
             }
             usleep(sleepMicros)
@@ -356,6 +366,27 @@ public final class Sandbox: @unchecked Sendable {
         let outcome = Self.classify(timedOut: timedOut, exitStatus: exitStatus, signal: signal, stderrTail: errTail)
         return SandboxResult(outcome: outcome, exitStatus: exitStatus, signal: signal, stdout: out, stderr: err,
                              stdoutTruncated: outTrunc, stderrTruncated: errTrunc, wallSeconds: wall)
+    }
+
+    /// Direct children of `pid` (from /proc; empty when unavailable).
+    static func children(of pid: pid_t) -> [pid_t] {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8) else { return [] }
+        return text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// kill(-1, SIGKILL) as `uid`: every process of that uid on the machine (each slot has its
+    /// own uid, so this only hits this run's leftovers). Bounded wait; never throws.
+    static func killAllProcesses(ofUID uid: UInt32) {
+        let argv = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--",
+                    "/bin/kill", "-KILL", "-1"]
+        guard case .success(let p) = spawn(argv: argv, env: ["PATH=/usr/bin:/bin"],
+                                           stdoutPath: "/dev/null", stderrPath: "/dev/null") else { return }
+        let end = monotonicSeconds() + 2
+        var st: Int32 = 0
+        while waitpid(p, &st, WNOHANG) == 0 {
+            if monotonicSeconds() > end { kill(p, SIGKILL); _ = waitpid(p, &st, 0); return }
+            usleep(2000)
+        }
     }
 
     /// Maps how the process ended (and the last exception line of stderr) to an outcome.

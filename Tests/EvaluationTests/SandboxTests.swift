@@ -205,7 +205,7 @@ final class SandboxTests: XCTestCase {
                     pass
             """, [.timeout]),
             ("memory bomb", "x = bytearray(8 * 1024**3)", [.memory]),
-            ("growing memory", "a = []\nwhile True:\n    a.append(bytearray(32 * 2**20))", [.memory]),
+            ("growing memory", "a = []\nwhile True:\n    a.append(bytes(32 * 2**20))", [.memory]),  // calloc: pages untouched, fast on a busy machine
             ("touching memory", "a = []\nwhile True:\n    a.append(b'x' * 2**20)", [.memory, .timeout]),
             ("write outside", "open('\(outside)/evil.txt', 'w').write('pwned')", [.runtime]),
             ("overwrite outside", "open('\(victim)', 'w').write('pwned')", [.runtime]),
@@ -218,6 +218,13 @@ final class SandboxTests: XCTestCase {
             """, [.runtime]),
             ("read secret", "print(open('\(secretPath)').read())", [.runtime]),
             ("read /etc/shadow", "print(open('/etc/shadow').read())", [.runtime]),
+            ("setsid and sleep", "import os, time\nos.setsid()\ntime.sleep(1000)", [.timeout]),
+            ("setsid, clear parent-death signal, sleep", """
+            import ctypes, os, time
+            os.setsid()
+            ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG = 1 → no signal
+            time.sleep(1000)
+            """, [.timeout]),
             ("escape via setsid child", """
             import os, time
             if os.fork() == 0:
