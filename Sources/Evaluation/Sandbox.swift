@@ -15,13 +15,18 @@
 //     unprivileged uid with no supplementary groups, so root-owned 0600 files are unreadable.
 //     Each concurrent slot has its own uid, so RLIMIT_NPROC is per run.
 //   * the whole tree is started in a new session (POSIX_SPAWN_SETSID); on the wall-clock limit
-//     it is SIGKILLed, which (via --kill-child) kills the namespace's init and so everything.
+//     the namespace's init (the program) is SIGKILLed directly — the kernel then kills every
+//     process in its PID namespace — and so are the session and unshare; finally every process
+//     of the slot's uid is killed (`kill -KILL -1` as that uid). Parent-death signals
+//     (`setpriv --pdeathsig KILL` around unshare and again after the uid switch) tear the run
+//     down if the caller dies.
 //   * stdout/stderr go to root-owned files outside the working directory (no pipes, so large
 //     outputs cannot deadlock us); we keep the head and tail of each.
 //   * no inherited file descriptors beyond 0, 1, 2; stdin is /dev/null; the environment is
 //     emptied (PATH, HOME, TMPDIR, LANG only) and Python runs with -I -B.
 //
-// Not contained: CPU time spent is real (limited by RLIMIT_CPU and the wall clock); the program
+// Not contained: a program that clears its own parent-death signal and sleeps survives a
+// *crashed* caller (the wall-clock kill needs the caller alive); CPU time spent is real (limited by RLIMIT_CPU and the wall clock); the program
 // can read world-readable files (e.g. /etc/passwd, the Python stdlib, other world-readable
 // data) — only files unreadable to an unprivileged user are protected; it can observe kernel
 // information in /proc and /sys that any user sees.
