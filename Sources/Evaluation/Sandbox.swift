@@ -7,8 +7,10 @@
 //     exits or is killed the kernel kills every process it left behind), a private mount
 //     namespace (mount changes below are invisible outside).
 //   * inside that mount namespace: a size-limited tmpfs owned by the sandbox user becomes the
-//     working directory (the only writable place), /dev/shm is replaced by an empty read-only
-//     tmpfs, and every other mount (/, /sys, …) is remounted read-only for this namespace only.
+//     working directory /run/ebft-sandbox (the only writable place); /run, /tmp, /var/tmp and
+//     /dev/shm are hidden behind empty tmpfs (the host's runtime files, sockets and scratch
+//     files are invisible); every mount (/, /sys, …) is remounted read-only for this namespace
+//     only.
 //   * `prlimit`: RLIMIT_AS (memory), RLIMIT_CPU, RLIMIT_NPROC (fork bombs), RLIMIT_FSIZE
 //     (files, including captured stdout/stderr), RLIMIT_NOFILE, no core files.
 //   * `setpriv --reuid/--regid --clear-groups --no-new-privs`: the program runs as an
@@ -198,6 +200,10 @@ public final class Sandbox: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: c.baseDirectory, isDirectory: &isDir), isDir.boolValue else {
             throw SandboxError.invalidConfiguration("base directory \(c.baseDirectory) does not exist")
         }
+        let resolvedBase = URL(fileURLWithPath: c.baseDirectory).resolvingSymlinksInPath().path
+        guard resolvedBase != "/run", !resolvedBase.hasPrefix("/run/") else {
+            throw SandboxError.invalidConfiguration("base directory must not lie under /run (the sandbox hides /run)")
+        }
         self.configuration = c
         self.freeSlots = Array((0..<c.concurrency).reversed())
     }
@@ -273,22 +279,28 @@ public final class Sandbox: @unchecked Sendable {
     // Arguments: $1 run dir, $2 uid, $3 AS, $4 CPU, $5 NPROC, $6 FSIZE, $7 tmpfs size, $8 python.
     static let namespaceScript = #"""
     fail() { echo "ebft-sandbox-setup: $*" >&2; exit 125; }
-    H="$1"; U="$2"
+    H="$1"; U="$2"; W=/run/ebft-sandbox
     mount -t tmpfs -o "size=$7,mode=0700,uid=$U,gid=$U,nosuid,nodev" ebft-sbx-work "$H/work" || fail "tmpfs work dir"
     cp "$H/program.py" "$H/work/program.py" && chown "$U:$U" "$H/work/program.py" || fail "copy program"
-    mount -t tmpfs -o size=4k,mode=0755,nosuid,nodev,noexec ebft-sbx-shm /dev/shm || fail "tmpfs /dev/shm"
-    mount -o remount,bind,ro /dev/shm || fail "read-only /dev/shm"
+    # Hide the host's runtime and scratch directories behind empty tmpfs; the work dir moves to /run.
+    mount -t tmpfs -o size=64k,mode=0755,nosuid,nodev,noexec ebft-sbx-run /run || fail "tmpfs /run"
+    mkdir "$W" && mount --move "$H/work" "$W" || fail "move work dir"
+    for d in /tmp /var/tmp /dev/shm; do
+      [ -d "$d" ] || continue
+      mount -t tmpfs -o size=4k,mode=0755,nosuid,nodev,noexec ebft-sbx-empty "$d" || fail "tmpfs $d"
+    done
+    # Every other mount read-only (per-mount flag, this namespace only).
     for m in $(awk '{print $2}' /proc/self/mounts | sort -u); do
-      case "$m" in /proc|/proc/*|"$H/work"|/dev|/dev/pts|/dev/shm) continue;; esac
+      case "$m" in /proc|/proc/*|"$W"|/dev|/dev/pts) continue;; esac
       if ! mount -o remount,bind,ro "$m" 2>/dev/null; then
         [ "$m" = / ] && fail "cannot make / read-only"
       fi
     done
-    cd "$H/work" || fail "cd"
+    cd "$W" || fail "cd"
     exec /usr/bin/prlimit --as="$3" --cpu="$4" --nproc="$5" --fsize="$6" --core=0 --nofile=256 -- \
       /usr/bin/setpriv --reuid="$U" --regid="$U" --clear-groups --no-new-privs -- \
       /usr/bin/setpriv --pdeathsig KILL -- \
-      /usr/bin/env -i PATH=/usr/bin:/bin HOME="$H/work" TMPDIR="$H/work" LANG=C.UTF-8 \
+      /usr/bin/env -i PATH=/usr/bin:/bin HOME="$W" TMPDIR="$W" LANG=C.UTF-8 \
       "$8" -I -B program.py
     """#
 

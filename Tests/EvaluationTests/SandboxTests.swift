@@ -170,9 +170,11 @@ final class SandboxTests: XCTestCase {
         let uids = SandboxFixture.uidBase...SandboxFixture.uidBase + 1
         let marker = "ebft-\(UInt64.random(in: 1...UInt64.max))"
 
-        // A directory and a file outside the sandbox that any user could write (0777 / 0666):
-        // only the read-only mount namespace stops the program.
-        let outside = base + "/outside-\(marker)"
+        // A directory and a file outside the sandbox, visible to it (not under /tmp or /run, which
+        // the sandbox hides), that any user could write (0777 / 0666): only the read-only mount
+        // namespace stops the program. The root-only secret lives there too, so only the uid
+        // switch protects it.
+        let outside = "/var/lib/ebft-sandbox-test-\(marker)"
         XCTAssertEqual(mkdir(outside, 0o777), 0)
         chmod(outside, 0o777)
         let victim = outside + "/victim.txt"
@@ -180,12 +182,17 @@ final class SandboxTests: XCTestCase {
         chmod(victim, 0o666)
         // A root-owned secret that only root may read.
         let secretValue = "SECRET-\(UInt64.random(in: 1...UInt64.max))"
-        let secretPath = base + "/secret-\(marker)"
+        let secretPath = outside + "/secret"
         try secretValue.write(toFile: secretPath, atomically: false, encoding: .utf8)
         chmod(secretPath, 0o600)
+        // A world-readable file in the (hidden) host /tmp.
+        let hiddenPath = base + "/hidden-\(marker)"
+        let hiddenValue = "HIDDEN-\(UInt64.random(in: 1...UInt64.max))"
+        try hiddenValue.write(toFile: hiddenPath, atomically: false, encoding: .utf8)
+        chmod(hiddenPath, 0o644)
         defer {
             try? FileManager.default.removeItem(atPath: outside)
-            try? FileManager.default.removeItem(atPath: secretPath)
+            try? FileManager.default.removeItem(atPath: hiddenPath)
         }
         let listener = try LoopbackListener()
         // Control: the listener is reachable from the host namespace.
@@ -217,6 +224,8 @@ final class SandboxTests: XCTestCase {
             s.sendall(b'hello')
             """, [.runtime]),
             ("read secret", "print(open('\(secretPath)').read())", [.runtime]),
+            ("read host /tmp", "print(open('\(hiddenPath)').read())", [.runtime]),
+            ("list host /tmp and /run", "import os\n# /run/mount: util-linux's mount bookkeeping, made inside the namespace\nprint(os.listdir('/tmp'), sorted(set(os.listdir('/run')) - {'mount'}), os.listdir('/dev/shm'))", []),
             ("read /etc/shadow", "print(open('/etc/shadow').read())", [.runtime]),
             ("setsid and sleep", "import os, time\nos.setsid()\ntime.sleep(1000)", [.timeout]),
             ("setsid, clear parent-death signal, sleep", """
@@ -254,6 +263,7 @@ final class SandboxTests: XCTestCase {
                     XCTAssertTrue(r.failureKind.map(s.expect.contains) ?? false, context)
                 }
                 XCTAssertFalse(r.stdout.contains(secretValue) || r.stderr.contains(secretValue), context)
+                XCTAssertFalse(r.stdout.contains(hiddenValue) || r.stderr.contains(hiddenValue), context)
                 XCTAssertLessThan(r.wallSeconds, 2 + 1.0, context)
                 XCTAssertLessThanOrEqual(r.stdout.utf8.count, sb.configuration.limits.maxOutputBytes + 100, context)
             }
@@ -261,6 +271,8 @@ final class SandboxTests: XCTestCase {
             XCTAssertTrue(byName["network"]!.stderr.contains("unreachable"), byName["network"]!.stderr)
             XCTAssertTrue(byName["read secret"]!.stderr.contains("PermissionError"), byName["read secret"]!.stderr)
             XCTAssertTrue(byName["write outside"]!.stderr.contains("Read-only file system"), byName["write outside"]!.stderr)
+            XCTAssertTrue(byName["read host /tmp"]!.stderr.contains("FileNotFoundError"), byName["read host /tmp"]!.stderr)
+            XCTAssertEqual(byName["list host /tmp and /run"]!.stdout, "[] ['ebft-sandbox'] []\n")
             XCTAssertTrue(byName["stdout flood"]!.stdoutTruncated)
             XCTAssertTrue(byName["stdout flood"]!.stdout.hasPrefix(String(repeating: "x", count: 999) + "\n"))
             XCTAssertLessThan(dt, 20)
