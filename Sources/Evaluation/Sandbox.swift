@@ -344,7 +344,7 @@ public final class Sandbox: @unchecked Sendable {
         case .failure(let message): return infraFailure(message)
         }
 
-        // Reap with a deadline; on expiry kill the session (and, through --kill-child, the namespace).
+        // Reap with a deadline; on expiry kill the namespace's init, the session and unshare.
         let deadline = start + lim.wallSeconds
         var status: Int32 = 0
         var timedOut = false
@@ -352,7 +352,16 @@ public final class Sandbox: @unchecked Sendable {
         while true {
             let r = waitpid(pid, &status, WNOHANG)
             if r == pid { break }
-            if r < 0 && errno != EINTR { return infraFailure("waitpid: \(String(cString: strerror(errno)))") }
+            if r < 0 && errno != EINTR {
+                // E.g. ECHILD when the host process ignores SIGCHLD: we cannot observe the run, so
+                // tear it down and report the sandbox (not the program) as broken.
+                let message = "waitpid: \(String(cString: strerror(errno)))"
+                for child in Self.children(of: pid) { kill(child, SIGKILL) }
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+                Self.killAllProcesses(ofUID: uid)
+                return infraFailure(message)
+            }
             if monotonicSeconds() >= deadline {
                 timedOut = true
                 // The program may have left our session (setsid) and cleared its parent-death
