@@ -287,6 +287,38 @@ final class CheckpointTests: XCTestCase {
         // ≥ 32 bytes: the four-lane stripe loop, then 8-, 4- and 1-byte tails (python-xxhash README).
         XCTAssertEqual(h("Nobody inspects the spammish repetition"), 0xFBCE_A83C_8A37_8BF1)
         XCTAssertEqual(XXH64.hex(0xAB), "00000000000000ab")
+        // Every length class (tails of 1-3, 4 and 8 bytes, 1-n stripes), unseeded and seeded, on
+        // bytes (7i + 3) mod 256; digests from python-xxhash 3.5.0 (libxxhash 0.8.2).
+        let data = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 * 7 + 3) }
+        let vectors: [(Int, UInt64, UInt64)] = [
+            (1, 0x1f25c8d0bc1f4bb6, 0x79826bcd749d267a),
+            (3, 0x31d2363f52e564c9, 0x78efd77575e26575),
+            (4, 0x9bb64b7d66ee9fda, 0x6f0a6c97d68bf353),
+            (5, 0xc7608efddb7051fe, 0xa677b535c22b67a5),
+            (7, 0x9a7b149959ce60d8, 0xd97ede93c9d66a0d),
+            (8, 0xdab99d95c6f90092, 0xa2f1e28437a78a1b),
+            (9, 0x170bb6bf975b4c02, 0x9c9a3cd83532d84f),
+            (12, 0xd52e407833af5133, 0xbcc9f0d616ff9a7b),
+            (15, 0x1b47cb8243cc8e32, 0xe2ec50a544faec61),
+            (16, 0x434850232b787be2, 0x93351859a7286376),
+            (31, 0xa2aa5f33cc4a6119, 0x755437271d1d0a84),
+            (32, 0x23c3c17ef790fd97, 0xbf624b932c090428),
+            (33, 0x50a7cfc7ba588784, 0x7aceaf1e9d34ea35),
+            (40, 0xb620306b253d76b6, 0x3b3666e250c83a50),
+            (47, 0xa7c5465cc5ad205e, 0x230880b9188bee4b),
+            (63, 0x5e3e54b431c7493c, 0x2c8ddce5c85d0d9d),
+            (64, 0x0eb64b3ef6eeb01f, 0x4af341f14e3a6fc9),
+            (100, 0xa61f8d4c170fe531, 0xf6d8f65c625abb4f),
+            (1000, 0x5f235fa033f1a3fb, 0x442acd0a822e86f6),
+            (1048576, 0x989560ce899d661b, 0xf4b6ff08a66f55fa),
+        ]
+        data.withUnsafeBytes { raw in
+            for (n, unseeded, seeded) in vectors {
+                let b = UnsafeRawBufferPointer(rebasing: raw[0..<n])
+                XCTAssertEqual(XXH64.hash(b), unseeded, "length \(n)")
+                XCTAssertEqual(XXH64.hash(b, seed: 0x9E37_79B9_7F4A_7C15), seeded, "length \(n), seeded")
+            }
+        }
     }
 
     /// Timing and bit-exactness on the real 135M model (run in release for the figures).
