@@ -233,7 +233,9 @@ extension ParameterStore {
             }
             throw e
         }
+        // Check every name and shape first: nothing is written unless the whole file fits.
         var wanted = Set(layout.views.map(\.name))
+        var plan: [(tensor: String, view: TensorView)] = []
         for t in file.tensors {
             if t.name.hasSuffix(".rotary_emb.inv_freq") { continue }
             guard let g = HFLlama.ggufName(fromHF: t.name), wanted.remove(g) != nil, let v = view(g) else {
@@ -242,20 +244,52 @@ extension ParameterStore {
             guard t.shape == v.shape else {
                 throw HFCheckpointError.shapeMismatch(path: path, tensor: t.name, expected: v.shape, found: t.shape)
             }
-            let dst = pointer + v.offset
-            switch HFLlama.qkRole(ggufName: g) {
-            case nil:
-                try file.copy(t.name, into: dst)
-            case let role?:
-                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: max(1, v.count))
-                defer { tmp.deallocate() }
-                try file.copy(t.name, into: tmp)
-                HFLlama.permuteHFToGGUF(UnsafePointer(tmp), into: dst, rows: v.shape[0], cols: v.shape[1],
-                                        heads: role == .query ? config.heads : config.kvHeads)
+            if t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16" {
+                throw SafeTensorsError.unsupportedDType(path: path, tensor: t.name, dtype: t.dtype)
             }
+            plan.append((t.name, v))
         }
         if let missing = layout.views.first(where: { wanted.contains($0.name) }) {
             throw HFCheckpointError.missingTensor(path: path, tensor: HFLlama.hfName(fromGGUF: missing.name) ?? missing.name)
+        }
+        let maxRows = max(config.qDim, config.kvDim)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, maxRows * config.dim))
+        defer { scratch.deallocate() }
+        for (name, v) in plan {
+            let dst = pointer + v.offset
+            switch HFLlama.qkRole(ggufName: v.name) {
+            case nil:
+                try file.read(name, into: dst)
+            case let role?:
+                try file.read(name, into: scratch)
+                HFLlama.permuteHFToGGUF(UnsafePointer(scratch), into: dst, rows: v.shape[0], cols: v.shape[1],
+                                        heads: role == .query ? config.heads : config.kvHeads)
+            }
+        }
+    }
+}
+
+extension SafeTensorsFile {
+    /// Like `copy(_:into:)`, but F32 tensors are read with `pread` straight from the file (no
+    /// page faults on the mapping: about twice as fast for large tensors).
+    public func read(_ name: String, into out: UnsafeMutablePointer<Float>) throws {
+        let info = try tensor(named: name)
+        guard info.dtype == "F32" else { return try copy(name, into: out) }
+        let fd = open(path, O_RDONLY)
+        if fd < 0 { throw SafeTensorsError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        let raw = UnsafeMutableRawPointer(out)
+        var done = 0
+        while done < info.byteCount {
+            let r = pread(fd, raw + done, min(info.byteCount - done, 1 << 30), off_t(dataOffset + info.begin + done))
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw SafeTensorsError.cannotOpen(path: path, reason: "read of tensor '\(name)': \(String(cString: strerror(errno)))")
+            }
+            if r == 0 {
+                throw SafeTensorsError.truncated(path: path, problem: "end of file inside tensor '\(name)'")
+            }
+            done += r
         }
     }
 }
