@@ -233,29 +233,29 @@ public enum Checkpoint {
     /// Reads the checkpoint in `dir` into `params` and `optimizer`: verifies state.json, the size
     /// and XXH64 of every file, the model shape and the parameter count, then restores the
     /// parameters, Adam's m, v and step bit for bit (the optimizer's hyper-parameters are kept).
-    /// Nothing is modified unless every check passes.
+    /// Every check (checksums, shapes, names) runs before anything is modified; only an I/O error
+    /// while copying could leave `params`/`optimizer` partly overwritten.
     public static func load(_ dir: String, into params: ParameterStore, optimizer: inout AdamW) throws -> CheckpointState {
         let sf = try verify(dir)
         let statePath = dir + "/" + stateFile
         if sf.parameterCount != params.count || sf.model != params.config {
             throw CheckpointError.mismatch(path: statePath, problem: "it holds \(sf.parameterCount) parameters of \(sf.model), the run has \(params.count) of \(params.config)")
         }
-        // The optimizer first (into temporaries), then the parameters.
+        // Check the optimizer file's tensors, then read: parameters (readHFWeights checks its
+        // names and shapes before writing), then the moments straight into the optimizer.
         let optPath = dir + "/" + optimizerFile
         let opt = try SafeTensorsFile(path: optPath)
-        func moment(_ n: String) throws -> [Float] {
+        for n in ["adam.m", "adam.v"] {
             let t = try opt.tensor(named: n)
             guard t.shape == [params.count], t.dtype == "F32" else {
                 throw CheckpointError.mismatch(path: optPath, problem: "tensor \(n) is \(t.dtype) \(t.shape), expected F32 [\(params.count)]")
             }
-            return try opt.floats(n)
         }
-        let m = try moment("adam.m"), v = try moment("adam.v")
-        let staged = ParameterStore(config: params.config)
-        try staged.readHFWeights(directory: dir)
-        params.copy(from: staged)
-        optimizer.m = m
-        optimizer.v = v
+        try params.readHFWeights(directory: dir)
+        if optimizer.m.count != params.count { optimizer.m = [Float](repeating: 0, count: params.count) }
+        if optimizer.v.count != params.count { optimizer.v = [Float](repeating: 0, count: params.count) }
+        try optimizer.m.withUnsafeMutableBufferPointer { try opt.read("adam.m", into: $0.baseAddress!) }
+        try optimizer.v.withUnsafeMutableBufferPointer { try opt.read("adam.v", into: $0.baseAddress!) }
         optimizer.step = sf.adamStep
         return sf.state
     }
