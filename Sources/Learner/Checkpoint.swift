@@ -1,0 +1,436 @@
+import Foundation
+import Model
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Training checkpoints.
+//
+//   RUN/checkpoints/step-000120/        one complete checkpoint (also a loadable HF model dir)
+//       model.safetensors  config.json   ParameterStore.saveHF output
+//       optimizer.safetensors            Adam moments: 1-D F32 tensors "adam.m", "adam.v" (flat,
+//                                        parallel to the parameter buffer, padding included)
+//       state.json                       counters, seed, roles, run config, per-file size + XXH64
+//   RUN/checkpoints/latest               "step-000120\n" (written by temp file + rename)
+//
+// A checkpoint is built in `step-000120.tmp-<pid>/`, every file fsynced, the directory fsynced,
+// renamed to its final name, the parent fsynced, and only then is `latest` updated. So a crash
+// leaves either the previous checkpoints untouched plus a `.tmp-<pid>` directory (ignored by
+// `latest`, removed by the next `save`), or the new checkpoint complete.
+
+/// What a checkpoint records besides tensors. `dataCursor` is `stepsDone`: the chunk order is a
+/// pure function of (seed, step), so the next step's data is found from the step alone.
+public struct CheckpointState: Equatable, Sendable {
+    /// Training steps completed (the step index to run next).
+    public var stepsDone: Int
+    /// `AdamW.step` (set from the optimizer by `save`; what was stored, after `load`).
+    public var adamStep: Int
+    public var seed: UInt64
+    /// The caller's world: MPI world size, number of learner ranks, colocated roles.
+    public var worldSize: Int
+    public var learners: Int
+    public var colocate: Bool
+    /// The whole run configuration (`TrainConfig.yaml()`).
+    public var configYAML: String
+    /// Free-form extra values (e.g. git commit, metrics at save time).
+    public var info: [String: String]
+
+    public var dataCursor: Int { stepsDone }
+
+    public init(stepsDone: Int, adamStep: Int = 0, seed: UInt64, worldSize: Int = 1, learners: Int = 1,
+                colocate: Bool = false, configYAML: String = "", info: [String: String] = [:]) {
+        self.stepsDone = stepsDone
+        self.adamStep = adamStep
+        self.seed = seed
+        self.worldSize = worldSize
+        self.learners = learners
+        self.colocate = colocate
+        self.configYAML = configYAML
+        self.info = info
+    }
+}
+
+/// Everything that can go wrong saving, finding or loading a checkpoint. Descriptions name the
+/// file and, for damaged checkpoints, suggest the previous one.
+public enum CheckpointError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    public var errorDescription: String? { description }
+
+    case noCheckpoint(path: String, reason: String)
+    case missingFile(path: String, hint: String)
+    case truncated(path: String, expectedBytes: Int, foundBytes: Int, hint: String)
+    case checksumMismatch(path: String, expected: String, found: String, hint: String)
+    case badState(path: String, problem: String, hint: String)
+    case mismatch(path: String, problem: String)
+    case writeFailed(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .noCheckpoint(path, reason): return "\(path): no checkpoint to resume from: \(reason)"
+        case let .missingFile(path, hint): return "\(path): checkpoint file is missing. \(hint)"
+        case let .truncated(path, e, f, hint):
+            return "\(path): checkpoint file has \(f) bytes but state.json records \(e) (\(f < e ? "truncated" : "changed")). \(hint)"
+        case let .checksumMismatch(path, e, f, hint):
+            return "\(path): checksum mismatch (xxh64 \(f), state.json records \(e)): the file is corrupted. \(hint)"
+        case let .badState(path, problem, hint): return "\(path): invalid checkpoint state: \(problem). \(hint)"
+        case let .mismatch(path, problem): return "\(path): checkpoint does not fit this run: \(problem)"
+        case let .writeFailed(path, reason): return "\(path): cannot write checkpoint: \(reason)"
+        }
+    }
+}
+
+public enum Checkpoint {
+    public static let formatName = "ebft-dist-checkpoint"
+    public static let formatVersion = 1
+    public static let stateFile = "state.json"
+    public static let optimizerFile = "optimizer.safetensors"
+    public static let latestFile = "latest"
+    public static let directoryName = "checkpoints"
+    /// The files every checkpoint has, besides state.json (which lists their checksums).
+    public static let dataFiles = [ParameterStore.hfWeightsFile, ParameterStore.hfConfigFile, optimizerFile]
+
+    /// `step-%06d`.
+    public static func name(step: Int) -> String {
+        let s = String(step)
+        return "step-" + String(repeating: "0", count: max(0, 6 - s.count)) + s
+    }
+
+    /// `RUN/checkpoints`.
+    public static func checkpointsDirectory(runDir: String) -> String { runDir + "/" + directoryName }
+
+    // MARK: save
+
+    /// Writes `RUN/checkpoints/step-<stepsDone>/` atomically (see the file comment), points
+    /// `latest` at it, removes stale `.tmp-<pid>` directories of dead processes, and keeps the
+    /// `keep` (≥ 1) complete checkpoints with the highest step numbers (always including the one
+    /// just written); other files in `checkpoints/` are left alone. `state.adamStep` is taken
+    /// from `optimizer.step`. An existing checkpoint of the same step is replaced.
+    /// Returns the checkpoint directory.
+    @discardableResult
+    public static func save(runDir: String, params: ParameterStore, optimizer: AdamW, state: CheckpointState,
+                            keep: Int = 2) throws -> String {
+        let ckDir = checkpointsDirectory(runDir: runDir)
+        guard optimizer.count == params.count else {
+            throw CheckpointError.mismatch(path: ckDir, problem: "the optimizer has \(optimizer.count) moments, the parameters \(params.count) values")
+        }
+        guard state.stepsDone >= 0 else {
+            throw CheckpointError.mismatch(path: ckDir, problem: "stepsDone \(state.stepsDone) is negative")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: ckDir, withIntermediateDirectories: true)
+        } catch {
+            throw CheckpointError.writeFailed(path: ckDir, reason: "cannot create the directory: \(error.localizedDescription)")
+        }
+        let name = name(step: state.stepsDone)
+        let final = ckDir + "/" + name
+        let tmp = final + ".tmp-\(getpid())"
+        let fm = FileManager.default
+        if fm.fileExists(atPath: tmp) { try? fm.removeItem(atPath: tmp) }
+        do { try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false) } catch {
+            throw CheckpointError.writeFailed(path: tmp, reason: "cannot create the directory: \(error.localizedDescription)")
+        }
+        var published = false
+        defer { if !published { try? fm.removeItem(atPath: tmp) } }
+
+        // 1. tensors (each file is fsynced by its writer)
+        try params.saveHF(directory: tmp, extraMetadata: ["ebft.steps_done": String(state.stepsDone),
+                                                          "ebft.checkpoint": name])
+        try optimizer.m.withUnsafeBufferPointer { m in
+            try optimizer.v.withUnsafeBufferPointer { v in
+                try SafeTensors.write(tensors: [("adam.m", [m.count], m), ("adam.v", [v.count], v)],
+                                      metadata: ["format": "pt", "ebft.adam_step": String(optimizer.step)],
+                                      to: tmp + "/" + optimizerFile)
+            }
+        }
+        // 2. checksums of what is on disk, then state.json
+        var files = [StateFile.FileEntry]()
+        for f in dataFiles {
+            let (bytes, h) = try XXH64.file(tmp + "/" + f)
+            files.append(.init(name: f, bytes: bytes, xxh64: XXH64.hex(h)))
+        }
+        var st = state
+        st.adamStep = optimizer.step
+        let sf = StateFile(state: st, parameterCount: params.count, model: params.config, files: files)
+        let json = try encoder().encode(sf)
+        try writeAtomically(tmp + "/" + stateFile, Array(json) + [0x0A])
+        fsyncDirectory(tmp)
+
+        // 3. publish: rename into place (moving an existing same-step checkpoint aside first)
+        var aside: String? = nil
+        if fm.fileExists(atPath: final) {
+            let a = final + ".tmp-\(getpid())-old"
+            try? fm.removeItem(atPath: a)
+            if rename(final, a) != 0 {
+                throw CheckpointError.writeFailed(path: final, reason: "cannot move the existing checkpoint aside: \(String(cString: strerror(errno)))")
+            }
+            aside = a
+        }
+        if rename(tmp, final) != 0 {
+            let reason = String(cString: strerror(errno))
+            if let a = aside { _ = rename(a, final) }
+            throw CheckpointError.writeFailed(path: final, reason: "rename from \(tmp): \(reason)")
+        }
+        published = true
+        fsyncDirectory(ckDir)
+        try writeAtomically(ckDir + "/" + latestFile, Array((name + "\n").utf8))
+        if let a = aside { try? fm.removeItem(atPath: a) }
+
+        // 4. housekeeping
+        removeStaleTemporaries(ckDir)
+        let complete = completeCheckpoints(ckDir)
+        let keepSet = Set(complete.prefix(max(1, keep)).map(\.name) + [name])
+        for c in complete where !keepSet.contains(c.name) {
+            try? fm.removeItem(atPath: ckDir + "/" + c.name)
+        }
+        fsyncDirectory(ckDir)
+        return final
+    }
+
+    // MARK: find
+
+    /// The checkpoint to resume `runDir` from: the one `RUN/checkpoints/latest` names if it is
+    /// complete, else the complete `step-*` directory with the highest step; nil when there is
+    /// none. "Complete" means state.json parses and every file it lists exists with the recorded
+    /// size (checksums are verified by `load`). `.tmp-*` directories are never returned.
+    public static func latest(runDir: String) throws -> String? {
+        latest(inCheckpointsDirectory: checkpointsDirectory(runDir: runDir))
+    }
+
+    static func latest(inCheckpointsDirectory ckDir: String) -> String? {
+        if let text = try? String(contentsOfFile: ckDir + "/" + latestFile, encoding: .utf8) {
+            let n = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if parseStep(n) != nil, isComplete(ckDir + "/" + n) { return ckDir + "/" + n }
+        }
+        return completeCheckpoints(ckDir).first.map { ckDir + "/" + $0.name }
+    }
+
+    /// `--resume PATH`: a checkpoint directory (has state.json) → itself; a run directory (has
+    /// `checkpoints/`) or a `checkpoints` directory → its latest checkpoint.
+    public static func resolve(resume path: String) throws -> String {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+            throw CheckpointError.noCheckpoint(path: path, reason: "not a directory")
+        }
+        if fm.fileExists(atPath: path + "/" + stateFile) { return path }
+        let ckDir: String
+        if fm.fileExists(atPath: checkpointsDirectory(runDir: path)) {
+            ckDir = checkpointsDirectory(runDir: path)
+        } else if fm.fileExists(atPath: path + "/" + latestFile) || (path as NSString).lastPathComponent == directoryName {
+            ckDir = path
+        } else {
+            throw CheckpointError.noCheckpoint(path: path, reason: "neither a checkpoint directory (with state.json) nor a run directory (with checkpoints/)")
+        }
+        guard let d = latest(inCheckpointsDirectory: ckDir) else {
+            throw CheckpointError.noCheckpoint(path: ckDir, reason: "it holds no complete step-* checkpoint")
+        }
+        return d
+    }
+
+    // MARK: load
+
+    /// Reads the checkpoint in `dir` into `params` and `optimizer`: verifies state.json, the size
+    /// and XXH64 of every file, the model shape and the parameter count, then restores the
+    /// parameters, Adam's m, v and step bit for bit (the optimizer's hyper-parameters are kept).
+    /// Every check (checksums, shapes, names) runs before anything is modified; only an I/O error
+    /// while copying could leave `params`/`optimizer` partly overwritten.
+    public static func load(_ dir: String, into params: ParameterStore, optimizer: inout AdamW) throws -> CheckpointState {
+        let sf = try verify(dir)
+        let statePath = dir + "/" + stateFile
+        if sf.parameterCount != params.count || sf.model != params.config {
+            throw CheckpointError.mismatch(path: statePath, problem: "it holds \(sf.parameterCount) parameters of \(sf.model), the run has \(params.count) of \(params.config)")
+        }
+        // Check the optimizer file's tensors, then read: parameters (readHFWeights checks its
+        // names and shapes before writing), then the moments straight into the optimizer.
+        let optPath = dir + "/" + optimizerFile
+        let opt = try SafeTensorsFile(path: optPath)
+        for n in ["adam.m", "adam.v"] {
+            let t = try opt.tensor(named: n)
+            guard t.shape == [params.count], t.dtype == "F32" else {
+                throw CheckpointError.mismatch(path: optPath, problem: "tensor \(n) is \(t.dtype) \(t.shape), expected F32 [\(params.count)]")
+            }
+        }
+        try params.readHFWeights(directory: dir)
+        if optimizer.m.count != params.count { optimizer.m = [Float](repeating: 0, count: params.count) }
+        if optimizer.v.count != params.count { optimizer.v = [Float](repeating: 0, count: params.count) }
+        try optimizer.m.withUnsafeMutableBufferPointer { try opt.read("adam.m", into: $0.baseAddress!) }
+        try optimizer.v.withUnsafeMutableBufferPointer { try opt.read("adam.v", into: $0.baseAddress!) }
+        optimizer.step = sf.adamStep
+        return sf.state
+    }
+
+    /// Checks state.json and the size and checksum of every file of the checkpoint in `dir`
+    /// (reads every byte); returns the parsed state.
+    @discardableResult
+    public static func verify(_ dir: String) throws -> StateFile {
+        let sf = try readState(dir)
+        for f in sf.files {
+            let p = dir + "/" + f.name
+            guard FileManager.default.fileExists(atPath: p) else {
+                throw CheckpointError.missingFile(path: p, hint: hint(dir))
+            }
+            let (bytes, h) = try XXH64.file(p)
+            if bytes != f.bytes {
+                throw CheckpointError.truncated(path: p, expectedBytes: f.bytes, foundBytes: bytes, hint: hint(dir))
+            }
+            if XXH64.hex(h) != f.xxh64.lowercased() {
+                throw CheckpointError.checksumMismatch(path: p, expected: f.xxh64, found: XXH64.hex(h), hint: hint(dir))
+            }
+        }
+        return sf
+    }
+
+    /// Parses `dir/state.json` and checks its format and that it lists every checkpoint file.
+    public static func readState(_ dir: String) throws -> StateFile {
+        try readState(dir, hints: true)
+    }
+
+    /// `hints: false` skips computing the "previous checkpoint" suggestion (which itself reads
+    /// the sibling checkpoints' state).
+    static func readState(_ dir: String, hints: Bool) throws -> StateFile {
+        let path = dir + "/" + stateFile
+        func h() -> String { hints ? hint(dir) : "" }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CheckpointError.missingFile(path: path, hint: h())
+        }
+        let sf: StateFile
+        do { sf = try decoder().decode(StateFile.self, from: data) } catch {
+            throw CheckpointError.badState(path: path, problem: "cannot parse (\(error))", hint: h())
+        }
+        guard sf.format == formatName else {
+            throw CheckpointError.badState(path: path, problem: "format is '\(sf.format)', expected '\(formatName)'", hint: h())
+        }
+        guard sf.formatVersion == formatVersion else {
+            throw CheckpointError.badState(path: path, problem: "format version \(sf.formatVersion), this build reads \(formatVersion)", hint: h())
+        }
+        for f in dataFiles where !sf.files.contains(where: { $0.name == f }) {
+            throw CheckpointError.badState(path: path, problem: "no checksum entry for \(f)", hint: h())
+        }
+        if let f = sf.files.first(where: { $0.name.contains("/") || $0.name.hasPrefix(".") }) {
+            throw CheckpointError.badState(path: path, problem: "file name '\(f.name)' is not a plain name", hint: h())
+        }
+        return sf
+    }
+
+    /// The on-disk form of state.json (snake_case keys, sorted).
+    public struct StateFile: Codable, Equatable, Sendable {
+        public struct FileEntry: Codable, Equatable, Sendable {
+            public var name: String
+            public var bytes: Int
+            /// 16 hex digits, XXH64 with seed 0 of the whole file.
+            public var xxh64: String
+        }
+        public var format: String
+        public var formatVersion: Int
+        public var stepsDone: Int
+        public var adamStep: Int
+        public var dataCursor: Int
+        public var seed: UInt64
+        public var worldSize: Int
+        public var learners: Int
+        public var colocate: Bool
+        public var parameterCount: Int
+        public var model: ModelConfig
+        public var configYaml: String
+        public var info: [String: String]
+        public var files: [FileEntry]
+        public var created: String
+
+        init(state s: CheckpointState, parameterCount: Int, model: ModelConfig, files: [FileEntry]) {
+            format = Checkpoint.formatName
+            formatVersion = Checkpoint.formatVersion
+            stepsDone = s.stepsDone
+            adamStep = s.adamStep
+            dataCursor = s.dataCursor
+            seed = s.seed
+            worldSize = s.worldSize
+            learners = s.learners
+            colocate = s.colocate
+            self.parameterCount = parameterCount
+            self.model = model
+            configYaml = s.configYAML
+            info = s.info
+            self.files = files
+            created = ISO8601DateFormatter().string(from: Date())
+        }
+
+        public var state: CheckpointState {
+            CheckpointState(stepsDone: stepsDone, adamStep: adamStep, seed: seed, worldSize: worldSize,
+                            learners: learners, colocate: colocate, configYAML: configYaml, info: info)
+        }
+    }
+
+    // MARK: helpers
+
+    static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return e
+    }
+
+    static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }
+
+    static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+        do { try writeFileAtomically(path, bytes) } catch {
+            throw CheckpointError.writeFailed(path: path, reason: "\(error)")
+        }
+    }
+
+    /// "step-000120" → 120 (exactly `step-` and digits).
+    static func parseStep(_ name: String) -> Int? {
+        guard name.hasPrefix("step-") else { return nil }
+        let digits = name.dropFirst(5)
+        guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return Int(digits)
+    }
+
+    /// state.json parses and every listed file exists with its recorded size.
+    static func isComplete(_ dir: String) -> Bool {
+        guard let sf = try? readState(dir, hints: false) else { return false }
+        for f in sf.files {
+            guard let a = try? FileManager.default.attributesOfItem(atPath: dir + "/" + f.name),
+                  (a[.type] as? FileAttributeType) == .typeRegular,
+                  (a[.size] as? NSNumber)?.intValue == f.bytes else { return false }
+        }
+        return true
+    }
+
+    /// Complete `step-N` directories in `ckDir`, highest step first.
+    static func completeCheckpoints(_ ckDir: String) -> [(name: String, step: Int)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: ckDir)) ?? []
+        return names.compactMap { n in parseStep(n).map { (n, $0) } }
+            .filter { isComplete(ckDir + "/" + $0.0) }
+            .sorted { $0.1 > $1.1 }
+    }
+
+    /// Removes `step-N.tmp-<pid>[-old]` directories left by this process or by processes that no
+    /// longer exist on this host.
+    static func removeStaleTemporaries(_ ckDir: String) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: ckDir)) ?? []
+        for n in names {
+            guard let r = n.range(of: ".tmp-"), parseStep(String(n[..<r.lowerBound])) != nil else { continue }
+            var tail = n[r.upperBound...]
+            if tail.hasSuffix("-old") { tail = tail.dropLast(4) }
+            guard let pid = Int32(tail), pid > 0 else { continue }
+            let dead = kill(pid, 0) != 0 && errno == ESRCH
+            if pid == getpid() || dead { try? FileManager.default.removeItem(atPath: ckDir + "/" + n) }
+        }
+    }
+
+    /// "Resume from the previous checkpoint …" for errors about the checkpoint in `dir`.
+    static func hint(_ dir: String) -> String {
+        let url = URL(fileURLWithPath: dir).standardizedFileURL
+        let ckDir = url.deletingLastPathComponent().path
+        let this = parseStep(url.lastPathComponent) ?? Int.max
+        if let prev = completeCheckpoints(ckDir).first(where: { $0.step < this }) {
+            return "Resume from the previous checkpoint instead: --resume \(ckDir)/\(prev.name)"
+        }
+        return "There is no earlier complete checkpoint in \(ckDir)."
+    }
+}
