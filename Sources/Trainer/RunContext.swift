@@ -40,16 +40,22 @@ public final class RunContext {
         } else {
             let path = spec.isEmpty ? try ModelLocator.defaultGGUF() : spec
             modelPath = path
-            let gguf = try GGUFFile(path: path)
-            tokenizer = try BPETokenizer(gguf: gguf)
-            initial = try ParameterStore.load(gguf: gguf)
+            if try ModelSource.kind(of: path) == .gguf {
+                let gguf = try GGUFFile(path: path)
+                tokenizer = try BPETokenizer(gguf: gguf)
+                initial = try ParameterStore.load(gguf: gguf)
+            } else {
+                // One of our checkpoints / an HF directory: weights from it, tokenizer from SmolLM2.
+                tokenizer = try BPETokenizer(gguf: GGUFFile(path: try ModelLocator.defaultGGUF()))
+                initial = try ModelSource.load(path)
+            }
         }
         log("model \(modelPath): \(initial.config.layers) layers, d=\(initial.config.dim), \(initial.count) parameters")
         policy = Transformer(parameters: initial)
         if loadCritic {
             let criticParams: ParameterStore
             if let c = config.critic {
-                criticParams = try ParameterStore.load(gguf: GGUFFile(path: c))
+                criticParams = try ModelSource.load(c)
             } else {
                 criticParams = initial.clone()
             }

@@ -28,7 +28,8 @@ public final class Trainer {
     let role: Role
     public private(set) var optimizer: PolicyOptimizer?
     let learner: PolicyLearner?
-    let metrics: JSONLWriter?
+    /// Rank 0's metrics file, opened by `run()` (after a resume has trimmed it).
+    var metrics: JSONLWriter?
     let progress: ProgressBar?
     let log: (String) -> Void
     let watchdog: StallWatchdog?
@@ -39,8 +40,15 @@ public final class Trainer {
     public static let phases = ["broadcast", "sample", "features", "reward", "transfer", "backward", "allreduce",
                                 "optimizer", "eval"]
 
+    /// Checkpoint to continue from (a run directory or a checkpoint directory).
+    let resume: String?
+    /// Stop (with a checkpoint) once this many steps are done, even if the run is longer.
+    let stopAfter: Int?
+
     public init(context: RunContext, comm: Communicator, showProgress: Bool = true, watchdog: StallWatchdog? = nil,
-                log: @escaping (String) -> Void = { _ in }) throws {
+                resume: String? = nil, stopAfter: Int? = nil, log: @escaping (String) -> Void = { _ in }) throws {
+        self.resume = resume
+        self.stopAfter = stopAfter
         let c = context.config
         self.context = context
         self.comm = comm
@@ -63,10 +71,9 @@ public final class Trainer {
         if rank == 0 {
             try FileManager.default.createDirectory(atPath: c.runDir, withIntermediateDirectories: true)
             try c.yaml().write(toFile: c.runDir + "/config.yaml", atomically: true, encoding: .utf8)
-            metrics = try JSONLWriter(path: c.runDir + "/metrics.jsonl")
+            if resume == nil { try? FileManager.default.removeItem(atPath: c.runDir + "/metrics.jsonl") }
             progress = showProgress ? ProgressBar(total: context.totalSteps) : nil
         } else {
-            metrics = nil
             progress = nil
         }
         self.watchdog = watchdog
@@ -78,9 +85,12 @@ public final class Trainer {
     /// Runs steps until `totalSteps`, evaluating every `evalEvery` steps (and before the first).
     public func run() throws {
         let c = context.config
+        if let resume { try restore(from: resume) }
+        if rank == 0 { metrics = try JSONLWriter(path: c.runDir + "/metrics.jsonl") }
         var times = PhaseTimes(), bytes = 0.0
         try syncWeights(step: stepsDone, times: &times, bytes: &bytes)
-        while stepsDone < context.totalSteps {
+        let end = min(context.totalSteps, stopAfter ?? .max)
+        while stepsDone < end {
             let t = stepsDone
             if c.evalEvery > 0 && t % c.evalEvery == 0 { try evaluate(step: t) }
             let r = try step()
@@ -89,9 +99,64 @@ public final class Trainer {
                 progress?.update(step: t + 1, fields: [("reward", r["reward"] ?? .nan), ("align", r["alignment"] ?? .nan),
                                                        ("ce", r["ce"] ?? .nan)])
             }
+            if (c.saveEvery > 0 && stepsDone % c.saveEvery == 0) || stepsDone == end { try save() }
         }
-        if c.evalEvery > 0 { try evaluate(step: stepsDone) }
+        if c.evalEvery > 0 && stepsDone == context.totalSteps { try evaluate(step: stepsDone) }
         watchdog?.leave()
+    }
+
+    // MARK: checkpoints
+
+    /// Learner 0 writes weights, Adam moments, step and config (atomically, checksummed).
+    func save() throws {
+        guard rank == 0, let optimizer else { return }
+        watchdog?.enter("checkpoint", step: stepsDone)
+        let c = context.config
+        let state = CheckpointState(stepsDone: stepsDone, adamStep: optimizer.adam.step, seed: c.seed,
+                                    worldSize: comm.size, learners: roles.learnerRanks.count, colocate: roles.isColocated,
+                                    configYAML: try c.yaml(), info: ["model": context.modelPath])
+        let dir = try Checkpoint.save(runDir: c.runDir, params: context.policy.parameters, optimizer: optimizer.adam,
+                                      state: state)
+        log("checkpoint: \(dir)")
+        watchdog?.leave()
+    }
+
+    /// Learner 0 loads the checkpoint and hands weights and Adam state to the other learners;
+    /// the workers get the weights with the first broadcast. Metrics after the checkpoint's
+    /// step are dropped from metrics.jsonl (they will be written again).
+    func restore(from path: String) throws {
+        watchdog?.enter("resume", step: 0, waitingOn: rank == 0 ? [] : [0])
+        var steps = 0
+        if rank == 0, var opt = optimizer {
+            let dir = try Checkpoint.resolve(resume: path)
+            let state = try Checkpoint.load(dir, into: context.policy.parameters, optimizer: &opt.adam)
+            optimizer = opt
+            steps = state.stepsDone
+            log("resumed from \(dir) after step \(steps)")
+        }
+        steps = try comm.broadcast(steps, root: 0)
+        if let lc = groups.learners, lc.size > 1, var opt = optimizer {
+            let p = context.policy.parameters
+            try lc.broadcast(p.pointer, count: p.count, root: 0)
+            try opt.adam.m.withUnsafeMutableBufferPointer { try lc.broadcast($0, root: 0) }
+            try opt.adam.v.withUnsafeMutableBufferPointer { try lc.broadcast($0, root: 0) }
+            opt.adam.step = try lc.broadcast(opt.adam.step, root: 0)
+            optimizer = opt
+        }
+        stepsDone = steps
+        if rank == 0 { try truncateMetrics(after: steps) }
+        watchdog?.leave()
+    }
+
+    func truncateMetrics(after step: Int) throws {
+        let path = context.config.runDir + "/metrics.jsonl"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+        let kept = text.split(separator: "\n").filter { line in
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let s = obj["step"] as? Int else { return false }
+            return (obj["kind"] as? String) == "eval" ? s < step : s <= step
+        }
+        try (kept.map { $0 + "\n" }.joined()).write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     // MARK: the step

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import Distributed
+import Learner
 import Trainer
 
 /// Options shared by commands that take a run configuration.
 struct ConfigOptions: ParsableArguments {
-    @Option(help: "Preset to start from: \(TrainConfig.presetNames.joined(separator: ", ")).")
-    var preset: String = "small"
+    @Option(help: "Preset to start from: \(TrainConfig.presetNames.joined(separator: ", ")) (default small; with --resume, the checkpoint's configuration).")
+    var preset: String?
 
     @Option(name: .customLong("config"), help: "YAML file whose fields override the preset.")
     var configFile: String?
@@ -21,8 +22,9 @@ struct ConfigOptions: ParsableArguments {
     @Option(help: "Policy model (GGUF); default: the installed SmolLM2.") var model: String?
     @Option(help: "Random seed.") var seed: UInt64?
 
-    func resolve() throws -> TrainConfig {
-        var c = try TrainConfig.preset(preset)
+    /// The configuration: `base` (a resumed run's) or the preset, then the file, then overrides.
+    func resolve(base: TrainConfig? = nil) throws -> TrainConfig {
+        var c = try preset.map(TrainConfig.preset) ?? base ?? TrainConfig.preset("small")
         if let f = configFile { c = try TrainConfig.load(yamlFile: f, over: c) }
         for o in overrides { try c.apply(override: o) }
         if let s = steps { c.steps = s }
@@ -49,11 +51,21 @@ struct Train: ParsableCommand {
     @Option(help: "Learner ranks (the rest are rollout workers); default 1 when N ≥ 2.") var learners: Int?
     @Flag(help: "Every rank both samples and learns.") var colocate = false
     @Option(help: "Seconds a phase may last before the job is aborted as stalled.") var stallTimeout: Double?
+    @Option(help: "Continue from a checkpoint: a run directory (its latest checkpoint) or a checkpoint directory. The checkpoint's configuration is used unless --preset/--config/--set say otherwise.")
+    var resume: String?
+    @Option(help: "Stop after this many steps are done (with a checkpoint), e.g. to split a run across job allocations.")
+    var stopAfter: Int?
 
     func run() throws {
         var c: TrainConfig
         do {
-            c = try config.resolve()
+            var base: TrainConfig?
+            if let r = resume {
+                let dir = try Checkpoint.resolve(resume: r)
+                base = try TrainConfig.load(yamlText: try Checkpoint.readState(dir).configYaml, source: dir + "/state.json")
+            }
+            c = try config.resolve(base: base)
+            if let s = stopAfter, s < 1 { throw ValidationError("--stop-after must be at least 1") }
             if let l = learners { c.learners = l }
             if colocate { c.colocate = true }
             if let s = stallTimeout { c.stallTimeout = s }
@@ -80,7 +92,8 @@ struct Train: ParsableCommand {
             let context = try RunContext(config: config, loadCritic: roles.role(of: rank).isWorker, log: say)
             say("\(context.totalSteps) steps × \(config.chunksPerStep) chunks × \(config.samplesPerChunk) samples; "
                 + "K=\(context.geometry.K) blocks of G=\(config.generateLength) per chunk")
-            let trainer = try Trainer(context: context, comm: world, showProgress: !quiet, watchdog: watchdog, log: say)
+            let trainer = try Trainer(context: context, comm: world, showProgress: !quiet, watchdog: watchdog,
+                                      resume: resume, stopAfter: stopAfter, log: say)
             try trainer.run()
             say("done: metrics in \(config.runDir)/metrics.jsonl")
         }
