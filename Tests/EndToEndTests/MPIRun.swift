@@ -73,8 +73,10 @@ enum MPIRun {
     }
 
     /// Runs `ebft-dist arguments…` under `mpirun -np np`.
+    /// `monitor` is called about every 20 ms while the job runs (e.g. to kill one rank).
     static func run(np: Int, _ arguments: [String], timeout: Double = 60,
-                    blasThreads: Int = 1, environment: [String: String] = [:]) throws -> Output {
+                    blasThreads: Int = 1, environment: [String: String] = [:],
+                    monitor: (() -> Void)? = nil) throws -> Output {
         var command = ["mpirun", "-np", "\(np)"]
         if np > ProcessInfo.processInfo.activeProcessorCount { command.append("--oversubscribe") }
         command += ["-x", "OPENBLAS_NUM_THREADS"]
@@ -87,7 +89,7 @@ enum MPIRun {
             env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
             env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         }
-        return try spawn(command, environment: env, timeout: timeout)
+        return try spawn(command, environment: env, timeout: timeout, monitor: monitor)
     }
 
     /// Runs `ebft-dist arguments…` directly (an MPI singleton when it initialises MPI).
@@ -107,7 +109,8 @@ enum MPIRun {
 
     /// Spawns `command` (PATH lookup) in a new process group with stdout/stderr captured in
     /// temporary files, and waits for it for at most `timeout` seconds.
-    static func spawn(_ command: [String], environment extra: [String: String], timeout: Double) throws -> Output {
+    static func spawn(_ command: [String], environment extra: [String: String], timeout: Double,
+                      monitor: (() -> Void)? = nil) throws -> Output {
         let dir = FileManager.default.temporaryDirectory
             .appendingPathComponent("ebft-e2e-\(getpid())-\(UInt64(Date().timeIntervalSince1970 * 1e6))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -157,6 +160,7 @@ enum MPIRun {
                 kill(-pid, SIGKILL)
                 killedAt = .distantFuture
             }
+            monitor?()
             usleep(20_000)
         }
         if timedOut { kill(-pid, SIGKILL) }  // stragglers of the group
