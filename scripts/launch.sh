@@ -7,7 +7,9 @@
 set -euo pipefail
 np="$1"; shift
 cores=$(nproc)
-args=(-np "$np")
+# --bind-to none: Open MPI otherwise pins each rank to one core (np ≤ 2), and OpenBLAS then
+# runs a single thread whatever OPENBLAS_NUM_THREADS says.
+args=(-np "$np" --bind-to none)
 if [ "$(id -u)" = 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi

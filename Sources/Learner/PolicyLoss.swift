@@ -75,27 +75,49 @@ public final class PolicyLearner {
         self.ceCoef = ceCoef
     }
 
+    /// Tokens per forward/backward call: experiences are stacked into micro-batches (they share
+    /// one layout), so the matrix products are larger; activation memory grows with this.
+    public var maxTokensPerBatch = 4096
+
     /// Adds the gradient of each experience's loss (weighted 1/`totalSequences`) into `grads`.
     public func accumulate(_ experiences: [Experience], totalSequences: Int) -> LearnerStats {
-        let g = geometry, layout = g.layout(tDone: g.G)
+        let g = geometry, layout = g.layout(tDone: g.G), S = g.fullLength
         var stats = LearnerStats()
         let w = 1 / Float(totalSequences)
-        for e in experiences {
-            let preds = PolicyLoss.predictions(for: e, geometry: g, temperature: temperature, ceCoef: ceCoef, sequenceWeight: w)
-            let r = model.lossAndGradient(tokens: e.strided, layout: layout, predictions: preds, grads: grads)
-            let nCE = g.P - 1
-            var ce = 0.0, rl = 0.0, drift = 0.0
-            for j in 0..<nCE { ce -= Double(r.logProbs[j]) }
-            for j in nCE..<preds.count {
-                let idx = j - nCE, k = idx % g.K
-                rl -= Double(e.advantages[k]) * Double(r.logProbs[j])
-                drift = max(drift, abs(Double(r.logProbs[j]) - Double(e.sampleLogProbs[idx])))
+        let perBatch = max(1, maxTokensPerBatch / S)
+        var start = 0
+        while start < experiences.count {
+            let batch = Array(experiences[start..<min(experiences.count, start + perBatch)])
+            start += batch.count
+            var tokens = [Int32]()
+            tokens.reserveCapacity(batch.count * S)
+            var preds = [Prediction]()
+            var perSequence = 0
+            for (b, e) in batch.enumerated() {
+                tokens += e.strided
+                var p = PolicyLoss.predictions(for: e, geometry: g, temperature: temperature, ceCoef: ceCoef, sequenceWeight: w)
+                perSequence = p.count
+                for j in p.indices { p[j].row += Int32(b * S) }
+                preds += p
             }
-            stats.sequences += 1
-            stats.ceSum += ce / Double(nCE)
-            stats.rlSum += rl / Double(g.G * g.K)
-            stats.maxLogProbDrift = max(stats.maxLogProbDrift, drift)
-            stats.tokens += Double(e.chunk.count + e.generated.count)
+            let r = model.lossAndGradient(tokens: tokens, layout: layout, predictions: preds, grads: grads)
+            let nCE = g.P - 1
+            for (b, e) in batch.enumerated() {
+                let lp = r.logProbs[(b * perSequence)..<((b + 1) * perSequence)]
+                var ce = 0.0, rl = 0.0, drift = 0.0
+                for j in 0..<nCE { ce -= Double(lp[lp.startIndex + j]) }
+                for j in nCE..<perSequence {
+                    let idx = j - nCE, k = idx % g.K
+                    let v = Double(lp[lp.startIndex + j])
+                    rl -= Double(e.advantages[k]) * v
+                    drift = max(drift, abs(v - Double(e.sampleLogProbs[idx])))
+                }
+                stats.sequences += 1
+                stats.ceSum += ce / Double(nCE)
+                stats.rlSum += rl / Double(g.G * g.K)
+                stats.maxLogProbDrift = max(stats.maxLogProbDrift, drift)
+                stats.tokens += Double(S)
+            }
         }
         return stats
     }

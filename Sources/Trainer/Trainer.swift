@@ -235,6 +235,7 @@ public final class Trainer {
 
         // Metrics, summed (and maxed) over the world.
         watchdog?.enter("metrics", step: t, waitingOn: Array(0..<comm.size))
+        try comm.politeWait(root: 0)
         let adv = mine.flatMap(\.advantages).map(Double.init)
         var sums = stats.packed + ls.packed
             + [Double(generated), bytesSent, bytesReceived, adv.map(abs).reduce(0, +), Double(adv.count)]
@@ -296,6 +297,7 @@ public final class Trainer {
         guard let sync else { return }
         watchdog?.enter("weight broadcast", step: t, waitingOn: rank == 0 ? [] : [0])
         try times.time("broadcast") {
+            try sync.politeWait(root: 0)
             let version = try sync.broadcast(Int64(t), root: 0)
             guard version == Int64(t) else {
                 throw TrainerError.replicasDisagree("rank \(rank) expects the weights after step \(t) but learner 0 sent those after step \(version)")
@@ -386,6 +388,8 @@ public final class Trainer {
             sums = [ce.nll, ce.count] + out.stats.packed
         }
         watchdog?.enter("eval reduce", step: step, waitingOn: Array(0..<comm.size))
+        // The slowest here is a rollout worker: the first one signals (rank 0 may be a learner).
+        try comm.politeWait(root: roles.workerRanks[0])
         try comm.allReduce(&sums, op: .sum)
         watchdog?.leave()
         guard rank == 0 else { return }
