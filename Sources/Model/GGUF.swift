@@ -250,45 +250,27 @@ public final class GGUFFile: @unchecked Sendable {
     public let metadataKeys: [String]
     public let tensors: [GGUFTensorInfo]
     private let tensorIndex: [String: Int]
-    private let base: UnsafeRawPointer?
+    private let file: MappedFile
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        if fd < 0 { throw GGUFError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var st = stat()
-        if fstat(fd, &st) != 0 { throw GGUFError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
-        if (st.st_mode & S_IFMT) != S_IFREG { throw GGUFError.cannotOpen(path: path, reason: "not a regular file") }
-        let size = Int(st.st_size)
-        fileSize = size
-        var mapped: UnsafeRawPointer? = nil
-        if size > 0 {
-            let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-            if p == MAP_FAILED || p == nil {
-                throw GGUFError.cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
-            }
-            mapped = UnsafeRawPointer(p!)
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch let f as MappedFile.Failure {
+            throw GGUFError.cannotOpen(path: path, reason: f.reason)
         }
-        base = mapped
-        do {
-            let parsed = try GGUFParser.parse(UnsafeRawBufferPointer(start: mapped, count: size), path: path)
-            version = parsed.version
-            alignment = parsed.alignment
-            dataOffset = parsed.dataOffset
-            metadata = parsed.metadata
-            metadataKeys = parsed.keys
-            tensors = parsed.tensors
-            tensorIndex = parsed.index
-        } catch {
-            if let m = mapped { munmap(UnsafeMutableRawPointer(mutating: m), size) }
-            throw error
-        }
+        self.file = file
+        fileSize = file.size
+        let parsed = try GGUFParser.parse(file.bytes, path: path)
+        version = parsed.version
+        alignment = parsed.alignment
+        dataOffset = parsed.dataOffset
+        metadata = parsed.metadata
+        metadataKeys = parsed.keys
+        tensors = parsed.tensors
+        tensorIndex = parsed.index
     }
 
-    deinit {
-        if let m = base { munmap(UnsafeMutableRawPointer(mutating: m), fileSize) }
-    }
+    private var base: UnsafeRawPointer? { file.base }
 
     // MARK: metadata
 

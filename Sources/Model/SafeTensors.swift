@@ -149,25 +149,7 @@ public enum SafeTensors {
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
+    static func jsonString(_ s: String) -> String { jsonQuoted(s) }
 }
 
 /// A memory-mapped safetensors file with a validated header. Immutable after `init`, so it may
@@ -181,44 +163,26 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public let tensors: [SafeTensorsInfo]
     public let metadata: [String: String]
     private let index: [String: Int]
-    private let base: UnsafeRawPointer?
+    private let file: MappedFile
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        if fd < 0 { throw SafeTensorsError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var st = stat()
-        if fstat(fd, &st) != 0 { throw SafeTensorsError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
-        if (st.st_mode & S_IFMT) != S_IFREG { throw SafeTensorsError.cannotOpen(path: path, reason: "not a regular file") }
-        let size = Int(st.st_size)
-        fileSize = size
-        var mapped: UnsafeRawPointer? = nil
-        if size > 0 {
-            let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-            if p == MAP_FAILED || p == nil {
-                throw SafeTensorsError.cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
-            }
-            mapped = UnsafeRawPointer(p!)
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch let f as MappedFile.Failure {
+            throw SafeTensorsError.cannotOpen(path: path, reason: f.reason)
         }
-        base = mapped
-        do {
-            let parsed = try SafeTensorsFile.parse(UnsafeRawBufferPointer(start: mapped, count: size), path: path)
-            dataOffset = parsed.dataOffset
-            tensors = parsed.tensors
-            metadata = parsed.metadata
-            var idx = [String: Int]()
-            for (i, t) in parsed.tensors.enumerated() { idx[t.name] = i }
-            index = idx
-        } catch {
-            if let m = mapped { munmap(UnsafeMutableRawPointer(mutating: m), size) }
-            throw error
-        }
+        self.file = file
+        fileSize = file.size
+        let parsed = try SafeTensorsFile.parse(file.bytes, path: path)
+        dataOffset = parsed.dataOffset
+        tensors = parsed.tensors
+        metadata = parsed.metadata
+        var idx = [String: Int]()
+        for (i, t) in parsed.tensors.enumerated() { idx[t.name] = i }
+        index = idx
     }
 
-    deinit {
-        if let m = base { munmap(UnsafeMutableRawPointer(mutating: m), fileSize) }
-    }
+    private var base: UnsafeRawPointer? { file.base }
 
     public func tensor(named name: String) throws -> SafeTensorsInfo {
         guard let i = index[name] else { throw SafeTensorsError.noSuchTensor(path: path, name: name) }

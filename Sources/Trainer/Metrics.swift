@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 /// One step's (or one evaluation's) metrics: ordered name → number, plus a few strings.
 public struct MetricsRecord: Sendable {
@@ -45,21 +46,7 @@ public struct MetricsRecord: Sendable {
         return "\(v)"
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    static func quote(_ s: String) -> String { jsonQuoted(s) }
 }
 
 /// Appends JSON lines to a file, flushing each line so a killed run loses nothing written.

@@ -20,18 +20,18 @@ final class StallWatchdogTests: XCTestCase {
 
     func testFiresOnceAfterTheTimeout() {
         let fired = expectation(description: "stall reported")
-        let count = NSLock()
-        var reports: [String] = []
+        final class Reports: @unchecked Sendable { let lock = NSLock(); var all: [String] = [] }
+        let box = Reports()
         let w = StallWatchdog(timeout: 0.3, rank: 0) { report in
-            count.lock(); reports.append(report); count.unlock()
+            box.lock.lock(); box.all.append(report); box.lock.unlock()
             fired.fulfill()
         }
         w.enter("gradient all-reduce", step: 1, waitingOn: [0, 1])
         wait(for: [fired], timeout: 5)
         Thread.sleep(forTimeInterval: 0.5)
-        count.lock(); defer { count.unlock() }
-        XCTAssertEqual(reports.count, 1)
-        XCTAssertTrue(reports[0].contains("waiting for ranks 0, 1"), reports[0])
+        box.lock.lock(); defer { box.lock.unlock() }
+        XCTAssertEqual(box.all.count, 1)
+        XCTAssertTrue(box.all[0].contains("waiting for ranks 0, 1"), box.all[0])
     }
 
     func testAPhaseThatKeepsMovingNeverStalls() {
