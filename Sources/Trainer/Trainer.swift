@@ -82,6 +82,11 @@ public final class Trainer {
 
     var workerIndex: Int? { roles.workerRanks.firstIndex(of: rank) }
 
+    /// One-step-asynchronous mode (`async`, not colocated): the learners broadcast θ_t as soon
+    /// as they have step t's experiences, so the workers sample step t+1 with θ_t while the
+    /// learners compute θ_{t+1}. Step t+1's rollouts are then one update stale.
+    var asyncMode: Bool { context.config.async && !roles.isColocated }
+
     /// Runs steps until `totalSteps`, evaluating every `evalEvery` steps (and before the first).
     public func run() throws {
         let c = context.config
@@ -203,6 +208,10 @@ public final class Trainer {
             }
         }
 
+        // Async: hand the workers the current weights now; they sample the next step with them
+        // while the learners work on this one.
+        if asyncMode { try syncWeights(step: t, times: &times, bytes: &bytesSent) }
+
         // Gradients and the update.
         var ls = LearnerStats()
         var opt: PolicyOptimizer.Result?
@@ -227,8 +236,8 @@ public final class Trainer {
             }
         }
         stepsDone = t + 1
-        // The new weights go to the workers now, so evaluation and the next step see them.
-        try syncWeights(step: stepsDone, times: &times, bytes: &bytesSent)
+        // Synchronous: the new weights go to the workers now, so the next step sees them.
+        if !asyncMode { try syncWeights(step: stepsDone, times: &times, bytes: &bytesSent) }
         if role.isLearner && (stepsDone % checksumEvery == 0 || stepsDone == context.totalSteps) {
             try verifyReplicas(step: stepsDone)
         }
@@ -375,6 +384,11 @@ public final class Trainer {
     /// Online evaluation on the validation chunks, split across the rollout workers and summed.
     func evaluate(step: Int) throws {
         let t0 = Date()
+        if asyncMode {
+            // Workers hold the weights one update behind; evaluate the current ones.
+            var times = PhaseTimes(), bytes = 0.0
+            try syncWeights(step: step, times: &times, bytes: &bytes)
+        }
         var sums = [Double](repeating: 0, count: 14)
         if role.isWorker, let w = workerIndex, let critic = context.critic {
             watchdog?.enter("eval", step: step)

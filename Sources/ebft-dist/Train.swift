@@ -51,6 +51,14 @@ struct Train: ParsableCommand {
     @Option(help: "Learner ranks (the rest are rollout workers); default 1 when N ≥ 2.") var learners: Int?
     @Flag(help: "Every rank both samples and learns.") var colocate = false
     @Option(help: "Seconds a phase may last before the job is aborted as stalled.") var stallTimeout: Double?
+    @Flag(name: .customLong("async"), help: """
+        One-step-asynchronous mode (with separate learners and workers): workers sample step t+1 \
+        with the weights of step t while the learners train on step t. Faster when sampling and \
+        training take similar time, but each step's rollouts come from a policy one update old \
+        and the REINFORCE gradient does not correct for it (the paper's method is on-policy); \
+        metrics show the gap as logp_drift. Evaluations always use the current weights.
+        """)
+    var asyncMode = false
     @Option(help: "Continue from a checkpoint: a run directory (its latest checkpoint) or a checkpoint directory. The checkpoint's configuration is used unless --preset/--config/--set say otherwise.")
     var resume: String?
     @Option(help: "Stop after this many steps are done (with a checkpoint), e.g. to split a run across job allocations.")
@@ -68,6 +76,7 @@ struct Train: ParsableCommand {
             if let s = stopAfter, s < 1 { throw ValidationError("--stop-after must be at least 1") }
             if let l = learners { c.learners = l }
             if colocate { c.colocate = true }
+            if asyncMode { c.async = true }
             if let s = stallTimeout { c.stallTimeout = s }
             try c.validate()
         } catch { throw ValidationError("\(error)") }

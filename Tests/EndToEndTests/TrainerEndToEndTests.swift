@@ -46,6 +46,28 @@ final class TrainerEndToEndTests: XCTestCase {
         }
     }
 
+    /// `--async`: workers sample with weights one update old. The run is the same for np 2 and
+    /// np 3, and differs from the synchronous run once the staleness matters (non-zero drift).
+    func testAsyncModeIsDeterministicAndOffPolicyByOneStep() throws {
+        let args = ["train"] + Self.tiny.map { $0 == "3" ? "4" : $0 } + ["--async"]
+        var runs: [[[String: Any]]] = []
+        for np in [2, 3] {
+            let dir = try runDir("async\(np)")
+            let out = try MPIRun.run(np: np, args + ["--run-dir", dir], timeout: 120)
+            XCTAssertTrue(out.succeeded, "\(out)")
+            runs.append(try metrics(dir))
+        }
+        XCTAssertEqual(runs[0].count, runs[1].count)
+        for (a, b) in zip(runs[0], runs[1]) {
+            for key in ["reward", "ce", "grad_norm", "logp_drift", "eval_ce"] {
+                guard let x = a[key] as? Double else { continue }
+                XCTAssertEqual(x, try XCTUnwrap(b[key] as? Double), accuracy: 1e-5 * max(1, abs(x)), key)
+            }
+        }
+        let drift = runs[0].compactMap { $0["logp_drift"] as? Double }.max() ?? 0
+        XCTAssertGreaterThan(drift, 1e-3, "stale rollouts should show a log-prob drift")
+    }
+
     func testBadRoleRequestIsAClearError() throws {
         let out = try MPIRun.run(np: 2, ["train"] + Self.tiny + ["--run-dir", try runDir("bad"), "--learners", "2"], timeout: 60)
         XCTAssertFalse(out.succeeded)
