@@ -130,6 +130,13 @@ public protocol Communicator: AnyObject {
     /// Reduces `count` elements at `buffer` element-wise over all ranks, in place.
     func allReduce<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws
 
+    /// Starts an in-place all-reduce of `count` elements at `buffer` that completes by `wait()`
+    /// on the returned handle (the buffer must stay valid and untouched until then). Every rank
+    /// must start the same reductions in the same order. Implementations without non-blocking
+    /// collectives may do all the work in `wait()`.
+    func startAllReduce<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws
+        -> PendingCollective
+
     /// Copies `count` elements at `buffer` on `root` into `buffer` on every rank.
     /// Every rank must pass the same `count`.
     func broadcast<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, root: Int) throws
@@ -173,6 +180,39 @@ public protocol Communicator: AnyObject {
 
     /// Ends every rank of the job with `code` (MPI_Abort).
     func abort(code: Int32) -> Never
+}
+
+/// A collective started by `startAllReduce`.
+public protocol PendingCollective: AnyObject {
+    /// Lets the library make progress; true once the operation has completed.
+    func test() throws -> Bool
+    /// Blocks until the operation has completed (idempotent).
+    func wait() throws
+}
+
+/// A reduction performed, blocking, when it is waited for (for communicators without
+/// non-blocking collectives, such as the in-process test double).
+final class DeferredAllReduce<T: MPIScalar>: PendingCollective {
+    let comm: Communicator
+    let buffer: UnsafeMutablePointer<T>
+    let count: Int
+    let op: ReduceOp
+    var done = false
+
+    init(comm: Communicator, buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) {
+        self.comm = comm
+        self.buffer = buffer
+        self.count = count
+        self.op = op
+    }
+
+    func test() throws -> Bool { done }
+
+    func wait() throws {
+        if done { return }
+        done = true
+        try comm.allReduce(buffer, count: count, op: op)
+    }
 }
 
 // MARK: - Conveniences

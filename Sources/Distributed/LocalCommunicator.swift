@@ -62,6 +62,11 @@ public final class LocalCommunicator: Communicator {
         _ = try group.collective("barrier", rank: rank, contribution: Contribution()) { _ in () }
     }
 
+    public func startAllReduce<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws
+        -> PendingCollective {
+        DeferredAllReduce(comm: self, buffer: buffer, count: count, op: op)
+    }
+
     public func allReduce<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
         let mine = Array(UnsafeBufferPointer(start: buffer, count: count))
         let result = try group.collective("allReduce(\(op.rawValue), \(T.self))", rank: rank,

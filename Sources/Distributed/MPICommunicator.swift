@@ -161,6 +161,19 @@ public final class MPICommunicator: Communicator {
         if count == 0 { try barrier() }
     }
 
+    public func startAllReduce<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws
+        -> PendingCollective {
+        let dtype = T.mpiDatatype, mop = op.mpiOp
+        let pending = MPIPendingRequests(operation: "MPI_Iallreduce(\(op.rawValue), \(count) × \(T.self))")
+        for r in chunkRanges(count: count, limit: maxChunkElements) {
+            var request: MPI_Request? = cmpi_request_null()
+            try mpiCheck(MPI_Iallreduce(cmpi_in_place(), buffer + r.lowerBound, Int32(r.count), dtype, mop, handle, &request),
+                         pending.operation)
+            pending.requests.append(request)
+        }
+        return pending
+    }
+
     public func broadcast<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, root: Int) throws {
         try checkRank(root, "MPI_Bcast")
         let dtype = T.mpiDatatype
@@ -391,5 +404,33 @@ extension ReduceOp {
         case .max: return cmpi_op_max()
         case .min: return cmpi_op_min()
         }
+    }
+}
+
+/// Outstanding MPI requests of one started collective.
+final class MPIPendingRequests: PendingCollective {
+    let operation: String
+    var requests: [MPI_Request?] = []
+
+    init(operation: String) { self.operation = operation }
+
+    func test() throws -> Bool {
+        if requests.isEmpty { return true }
+        var flag: Int32 = 0
+        let n = Int32(requests.count)
+        try requests.withUnsafeMutableBufferPointer { b in
+            try mpiCheck(MPI_Testall(n, b.baseAddress!, &flag, nil), operation)
+        }
+        if flag != 0 { requests = [] }
+        return flag != 0
+    }
+
+    func wait() throws {
+        if requests.isEmpty { return }
+        let n = Int32(requests.count)
+        try requests.withUnsafeMutableBufferPointer { b in
+            try mpiCheck(MPI_Waitall(n, b.baseAddress!, nil), operation)
+        }
+        requests = []
     }
 }

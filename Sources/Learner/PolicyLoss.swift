@@ -80,7 +80,11 @@ public final class PolicyLearner {
     public var maxTokensPerBatch = 4096
 
     /// Adds the gradient of each experience's loss (weighted 1/`totalSequences`) into `grads`.
-    public func accumulate(_ experiences: [Experience], totalSequences: Int) -> LearnerStats {
+    /// `layerReady(l)` is called as soon as block l's gradients are final (during the last
+    /// micro-batch's backward, blocks L−1 … 0); blocks of a learner with no experience are
+    /// never reported.
+    public func accumulate(_ experiences: [Experience], totalSequences: Int,
+                           layerReady: ((Int) -> Void)? = nil) -> LearnerStats {
         let g = geometry, layout = g.layout(tDone: g.G), S = g.fullLength
         var stats = LearnerStats()
         let w = 1 / Float(totalSequences)
@@ -100,7 +104,9 @@ public final class PolicyLearner {
                 for j in p.indices { p[j].row += Int32(b * S) }
                 preds += p
             }
+            model.layerGradientsReady = start >= experiences.count ? layerReady : nil
             let r = model.lossAndGradient(tokens: tokens, layout: layout, predictions: preds, grads: grads)
+            model.layerGradientsReady = nil
             let nCE = g.P - 1
             for (b, e) in batch.enumerated() {
                 let lp = r.logProbs[(b * perSequence)..<((b + 1) * perSequence)]

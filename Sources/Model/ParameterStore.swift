@@ -68,6 +68,20 @@ public struct ParameterLayout: Equatable, Sendable {
     }
 
     public func view(named name: String) -> TensorView? { views.first { $0.name == name } }
+
+    /// The contiguous flat range of block `l`'s tensors.
+    public func layerRange(_ l: Int) -> Range<Int> {
+        layers[l].attnNorm..<(l + 1 < layers.count ? layers[l + 1].attnNorm : outputNorm)
+    }
+
+    /// Gradient buckets in the order a backward pass completes them: blocks L−1 … 0, then
+    /// everything outside the blocks (embedding, final norm, untied head), which is final only
+    /// at the end. Together they cover `0..<count` exactly once.
+    public var backwardBuckets: [Range<Int>] {
+        let blocks = (0..<layers.count).reversed().map(layerRange)
+        let first = layers.first?.attnNorm ?? outputNorm
+        return blocks + [0..<first, outputNorm..<count].filter { !$0.isEmpty }
+    }
 }
 
 /// One flat, 64-byte aligned Float32 allocation with named views: the model's parameters, or a

@@ -33,6 +33,9 @@ public final class Transformer {
     public let parameters: ParameterStore
     /// Activation checkpointing: keep only each block's input and recompute the block in the
     /// backward (≈ +1 forward of compute, activation memory d floats per token per layer).
+    /// Called during `lossAndGradient` right after block `l`'s parameter gradients are final
+    /// (blocks L−1 … 0 in that order), e.g. to start reducing them while the backward goes on.
+    public var layerGradientsReady: ((Int) -> Void)?
     public var recomputeActivations: Bool = false
     /// Predictions (rows) per vocabulary-projection chunk: the logits buffer is
     /// [logitChunkRows × vocab] (50 MB for SmolLM2 at 256). 256 rather than 128 because the head
@@ -314,6 +317,7 @@ public final class Transformer {
                 acts = ws.act(l).ptrs(T: T, c: c)
             }
             blockBackward(l, x: x, dx: dx, a: acts, pass: pass, grads: G)
+            layerGradientsReady?(l)
         }
         tokens.withUnsafeBufferPointer { tb in
             Kernels.embeddingBackward(dTable: G + lay.embedding, dOut: dx, tokens: tb.baseAddress!, count: T, dim: d)

@@ -218,15 +218,20 @@ public final class Trainer {
         if role.isLearner, let learner, var optimizer {
             batch.sort { (position[$0.chunkID] ?? 0, $0.sample) < (position[$1.chunkID] ?? 0, $1.sample) }
             watchdog?.enter("backward", step: t)
-            ls = times.time("backward") {
-                learner.accumulate(batch, totalSequences: chunks.count * n)
-            }
             if let lc = groups.learners, lc.size > 1 {
-                watchdog?.enter("gradient all-reduce", step: t, waitingOn: roles.learnerRanks)
-                try times.time("allreduce") {
-                    try lc.allReduce(learner.grads.pointer, count: learner.grads.count, op: .sum)
+                // Bucketed all-reduce: each block's gradient starts reducing as soon as the
+                // backward has finished it; the rest (embedding, final norm) after the backward.
+                let reducer = BucketedAllReduce(comm: lc, grads: learner.grads)
+                ls = try times.time("backward") {
+                    let s = learner.accumulate(batch, totalSequences: chunks.count * n) { l in reducer.blockReady(l) }
+                    try reducer.failure.map { throw $0 }
+                    return s
                 }
+                watchdog?.enter("gradient all-reduce", step: t, waitingOn: roles.learnerRanks)
+                try times.time("allreduce") { try reducer.finish() }
                 bytesSent += Double(learner.grads.count * 4)
+            } else {
+                ls = times.time("backward") { learner.accumulate(batch, totalSequences: chunks.count * n) }
             }
             watchdog?.enter("optimizer", step: t)
             opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
@@ -426,5 +431,49 @@ public final class Trainer {
         metrics?.write(r)
         log(String(format: "eval @ step %d: ce %.4f  reward %.4f  alignment %.4f  fm-loss %.4f", step, ce,
                    s.rewardPass1, s.alignmentPass1, -s.featureMatchingPass1))
+    }
+}
+
+/// Starts the gradient all-reduce bucket by bucket (`ParameterLayout.backwardBuckets`) while the
+/// backward runs, and completes it in `finish()`. Every learner starts the same buckets in the
+/// same order: blocks L−1 … 0 (as the backward reports them, or all at `finish()` for a learner
+/// that had nothing to train on), then the remainder.
+final class BucketedAllReduce {
+    let comm: Communicator
+    let grads: ParameterStore
+    let buckets: [Range<Int>]
+    var next = 0
+    var pending: [PendingCollective] = []
+    var failure: Error?
+
+    init(comm: Communicator, grads: ParameterStore) {
+        self.comm = comm
+        self.grads = grads
+        buckets = grads.layout.backwardBuckets
+    }
+
+    /// Block `l` is final: start every bucket up to and including it.
+    func blockReady(_ l: Int) {
+        let layers = grads.layout.layers.count
+        start(through: layers - 1 - l)
+        for p in pending { _ = try? p.test() }  // let MPI progress the earlier ones
+    }
+
+    func start(through index: Int) {
+        while next <= index && next < buckets.count && failure == nil {
+            let r = buckets[next]
+            do {
+                pending.append(try comm.startAllReduce(grads.pointer + r.lowerBound, count: r.count, op: .sum))
+            } catch {
+                failure = error
+            }
+            next += 1
+        }
+    }
+
+    func finish() throws {
+        start(through: buckets.count - 1)
+        if let failure { throw failure }
+        for p in pending { try p.wait() }
     }
 }

@@ -179,3 +179,32 @@ final class TransformerTests: XCTestCase {
         }
     }
 }
+
+final class GradientBucketTests: XCTestCase {
+    /// The backward buckets cover the flat buffer exactly once, blocks last-to-first first.
+    func testBackwardBucketsPartitionTheBuffer() {
+        for tied in [true, false] {
+            let layout = ParameterLayout(config: .tiny(tiedEmbeddings: tied))
+            let b = layout.backwardBuckets
+            var covered = [Int](repeating: 0, count: layout.count)
+            for r in b { for i in r { covered[i] += 1 } }
+            XCTAssertEqual(Set(covered), [1], "tied \(tied)")
+            XCTAssertEqual(b[0], layout.layerRange(layout.layers.count - 1))
+            XCTAssertTrue(b[0].contains(layout.layers.last!.down))
+            XCTAssertTrue(b.last!.contains(layout.outputNorm))
+        }
+    }
+
+    /// `layerGradientsReady` reports blocks L−1 … 0, each once, during the backward.
+    func testLayerHookOrder() {
+        let p = ParameterStore(config: .tiny(layers: 3))
+        p.randomize(seed: 1)
+        let m = Transformer(parameters: p)
+        var seen: [Int] = []
+        m.layerGradientsReady = { seen.append($0) }
+        let g = ParameterStore(like: p)
+        _ = m.lossAndGradient(tokens: [1, 2, 3, 4], layout: .causal(length: 4),
+                              predictions: [Prediction(row: 0, target: 2), Prediction(row: 2, target: 4)], grads: g)
+        XCTAssertEqual(seen, [2, 1, 0])
+    }
+}
