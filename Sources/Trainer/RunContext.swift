@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 import Learner
 import Model
@@ -66,24 +67,48 @@ public final class RunContext {
         }
         geometry = try StridedGeometry(P: config.chunkLength, c: config.contextLength, G: config.generateLength,
                                        s: config.stride)
-        guard config.task == "code" else {
-            throw ConfigError.invalid(field: "task", reason: "task '\(config.task)' is not implemented yet (only code)")
-        }
-        let corpus = try StdlibCorpus(root: config.corpusRoot, validationFraction: config.validationFraction)
         let t0 = Date()
-        let tr = try corpus.chunks(.train, encoder: tokenizer, chunkLength: config.chunkLength,
-                                   pad: tokenizer.pad ?? tokenizer.eos, remainder: .drop)
-        let va = try corpus.chunks(.validation, encoder: tokenizer, chunkLength: config.chunkLength,
-                                   pad: tokenizer.pad ?? tokenizer.eos, remainder: .drop)
-        train = tr.chunks
-        validation = Array(va.chunks.prefix(config.evalChunks))
-        log("corpus \(config.corpusRoot): \(train.count) train / \(va.chunks.count) validation chunks of \(config.chunkLength) tokens "
-            + "(\(tr.skipped.count + va.skipped.count) files skipped) in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
+        let (tr, va, skipped) = try Self.chunks(config: config, tokenizer: tokenizer)
+        train = tr
+        validation = Array(va.prefix(config.evalChunks))
+        log("task \(config.task): \(train.count) train / \(va.count) validation chunks of \(config.chunkLength) tokens "
+            + "(\(skipped) files skipped) in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
         guard !validation.isEmpty else {
             throw TrainerError.data("the validation split has no chunk of \(config.chunkLength) tokens; lower chunk-length or raise validation-fraction")
         }
         chunkSampler = try ChunkSampler(chunkCount: train.count, batchSize: config.chunksPerStep, seed: config.seed)
         totalSteps = config.steps > 0 ? config.steps : chunkSampler.totalSteps(epochs: config.episodes)
+    }
+
+    /// Packed training and validation chunks of the configured task (spec §3): `code` is the
+    /// stdlib sources as documents; `qa-code` and `translation` are question/answer pairs, each
+    /// tokenised separately (no BOS) and concatenated; documents are joined by EOS and cut into
+    /// chunks of P tokens, the last partial chunk dropped.
+    static func chunks(config c: TrainConfig, tokenizer: BPETokenizer) throws -> (train: [Chunk], validation: [Chunk], skipped: Int) {
+        let P = c.chunkLength, pad = tokenizer.pad ?? tokenizer.eos
+        func pack(_ pairs: [QAPair]) -> [Chunk] {
+            let docs = pairs.map { tokenizer.encode($0.question) + tokenizer.encode($0.answer) }
+            return Packing.pack(documents: docs, chunkLength: P, eos: tokenizer.eos, pad: pad, remainder: .drop)
+        }
+        switch c.task {
+        case "code":
+            let corpus = try StdlibCorpus(root: c.corpusRoot, validationFraction: c.validationFraction)
+            let tr = try corpus.chunks(.train, encoder: tokenizer, chunkLength: P, pad: pad, remainder: .drop)
+            let va = try corpus.chunks(.validation, encoder: tokenizer, chunkLength: P, pad: pad, remainder: .drop)
+            return (tr.chunks, va.chunks, tr.skipped.count + va.skipped.count)
+        case "qa-code":
+            var o = QACodePairs.Options()
+            o.testFraction = c.validationFraction
+            let split = try QACodePairs.load(root: c.corpusRoot, options: o)
+            return (pack(split.train), pack(split.test), 0)
+        case "translation":
+            var o = TranslationPairs.Options()
+            o.testFraction = c.validationFraction
+            let split = try TranslationPairs.load(options: o)
+            return (pack(split.train), pack(split.test), 0)
+        default:
+            throw ConfigError.invalid(field: "task", reason: "unknown task '\(c.task)'")
+        }
     }
 
     /// Parses `random:key=value,...` (dim, layers, heads, kv-heads, ffn, seed, std).
