@@ -1,0 +1,98 @@
+import Evaluation
+import Foundation
+import Model
+
+/// Downstream evaluation (spec §10.2): ordinary autoregressive sampling from prompts with the
+/// KV cache, scored by unit tests (HumanEval, pass@k) or BLEU (translation).
+public enum Downstream {
+    /// `samples` completions of every prompt, drawn in batches of streams that share each
+    /// prompt's prefilled cache. Token t of sample i of prompt p uses the uniform keyed by
+    /// (seed, p, i, 0, t). A completion ends at a `stop` token (not included) or after
+    /// `maxNewTokens`.
+    public static func sample(model: Transformer, prompts: [[Int32]], samples: Int, maxNewTokens: Int,
+                              temperature: Float, topP: Float, seed: UInt64, stop: Set<Int32>,
+                              maxStreams: Int = 32) -> [[[Int32]]] {
+        precondition(samples >= 1 && maxNewTokens >= 1)
+        var out = [[[Int32]]](repeating: [], count: prompts.count)
+        let perGroup = max(1, maxStreams / samples)
+        var first = 0
+        while first < prompts.count {
+            let group = Array(first..<min(prompts.count, first + perGroup))
+            first += group.count
+            let prefixes = group.map { p -> PrefixKV in
+                precondition(prompts[p].count >= 2, "prompt \(p) needs at least 2 tokens")
+                return model.prefill(tokens: Array(prompts[p].dropLast()))
+            }
+            var streams: [DecodeStream] = []
+            var owner: [(prompt: Int, sample: Int)] = []
+            for (g, p) in group.enumerated() {
+                for i in 0..<samples {
+                    let n = prompts[p].count
+                    streams.append(DecodeStream(prefix: g, prefixLength: n - 1, firstPosition: n - 1))
+                    owner.append((p, i))
+                }
+            }
+            let batch = DecodeBatch(model: model, prefixes: prefixes, streams: streams, maxNewTokens: maxNewTokens)
+            var next = owner.map { prompts[$0.prompt].last! }
+            var done = [Bool](repeating: false, count: streams.count)
+            var generated = [[Int32]](repeating: [], count: streams.count)
+            let V = model.config.vocabSize
+            for t in 0..<maxNewTokens where done.contains(false) {
+                let logits = batch.step(tokens: next)
+                logits.withUnsafeBufferPointer { lb in
+                    for b in 0..<streams.count where !done[b] {
+                        let u = CounterRNG.uniform(seed: seed, UInt64(owner[b].prompt), UInt64(owner[b].sample), 0, UInt64(t))
+                        let tok = Sampling.pick(logits: lb.baseAddress! + b * V, vocab: V, temperature: temperature,
+                                                topP: topP, uniform: u).token
+                        next[b] = tok
+                        if stop.contains(tok) { done[b] = true } else { generated[b].append(tok) }
+                    }
+                }
+            }
+            for (b, o) in owner.enumerated() {
+                if out[o.prompt].isEmpty { out[o.prompt] = [[Int32]](repeating: [], count: samples) }
+                out[o.prompt][o.sample] = generated[b]
+            }
+        }
+        return out
+    }
+
+    public struct CodeResult: Sendable {
+        public var problems: Int
+        public var samples: Int
+        public var passAt1: Double
+        public var passAtK: Double
+        public var failures: [String: Int]
+    }
+
+    /// HumanEval: prompt = signature + docstring (tokenised with no special tokens), `samples`
+    /// completions each, executed with the problem's tests in the sandbox; unbiased pass@1 and
+    /// pass@k (k = samples).
+    public static func humanEval(model: Transformer, tokenizer: BPETokenizer, problems: [HumanEvalProblem],
+                                 samples: Int, maxNewTokens: Int, temperature: Float, topP: Float, seed: UInt64,
+                                 sandbox: Sandbox) throws -> CodeResult {
+        let prompts = problems.map { tokenizer.encode($0.prompt, allowSpecial: false) }
+        let ids = sample(model: model, prompts: prompts, samples: samples, maxNewTokens: maxNewTokens,
+                         temperature: temperature, topP: topP, seed: seed, stop: [tokenizer.eos])
+        let completions = try ids.map { try $0.map { try tokenizer.decode($0) } }
+        let report = try HumanEval.evaluate(problems: problems, completions: completions, sandbox: sandbox)
+        var failures: [String: Int] = [:]
+        for (k, v) in report.failureCounts { failures["\(k)"] = v }
+        return CodeResult(problems: problems.count, samples: samples, passAt1: try report.passAtK(1),
+                          passAtK: try report.passAtK(samples), failures: failures)
+    }
+
+    /// Translation: prompt "German: …\nEnglish:", one greedy-or-sampled hypothesis per pair,
+    /// cut at the first line; corpus BLEU (sacreBLEU defaults) against the reference.
+    public static func translationBLEU(model: Transformer, tokenizer: BPETokenizer, pairs: [QAPair], maxNewTokens: Int,
+                                       temperature: Float, topP: Float, seed: UInt64) throws -> Double {
+        let prompts = pairs.map { tokenizer.encode($0.question, allowSpecial: false) }
+        var stop: Set<Int32> = [tokenizer.eos]
+        if let nl = tokenizer.id(of: "Ċ") { stop.insert(nl) }
+        let ids = sample(model: model, prompts: prompts, samples: 1, maxNewTokens: maxNewTokens,
+                         temperature: temperature, topP: topP, seed: seed, stop: stop)
+        let hyps = try ids.map { TranslationPairs.cleanHypothesis(try tokenizer.decode($0[0])) }
+        let refs = pairs.map { $0.answer.trimmingCharacters(in: .whitespaces) }
+        return try BLEU.corpus(hypotheses: hyps, references: refs).score
+    }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import Evaluation
+import Foundation
+import Model
+import Trainer
+
+/// `ebft-dist eval`: downstream metrics of a model (spec §10.2).
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Downstream evaluation: HumanEval pass@1/pass@k in the sandbox (code, qa-code) or corpus BLEU (translation).")
+
+    @Option(help: "code | qa-code (HumanEval) or translation (BLEU on the de→en test pairs).") var task = "code"
+    @Option(help: "Model: GGUF or one of our checkpoint directories; default: the installed SmolLM2.") var model: String?
+    @Option(help: "Problems / sentence pairs to evaluate (0 = all).") var limit = 0
+    @Option(help: "Samples per problem (k of pass@k).") var samples = 4
+    @Option(help: "Tokens to generate at most.") var maxNewTokens = 256
+    @Option(help: "Sampling temperature (0 = greedy).") var temperature: Float = 0.6
+    @Option(help: "Nucleus mass.") var topP: Float = 0.95
+    @Option(help: "Random seed.") var seed: UInt64 = 43
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func validate() throws {
+        guard ["code", "qa-code", "translation"].contains(task) else { throw ValidationError("--task: code, qa-code or translation") }
+        guard samples >= 1, maxNewTokens >= 1, limit >= 0 else { throw ValidationError("--samples, --max-new-tokens ≥ 1; --limit ≥ 0") }
+    }
+
+    func run() throws {
+        let path = try model ?? ModelLocator.defaultGGUF()
+        let tokenizer = try BPETokenizer(gguf: GGUFFile(path: try ModelLocator.defaultGGUF()))
+        let m = Transformer(parameters: try ModelSource.load(path))
+        let start = Date()
+        var result: [String: Any] = ["task": task, "model": path]
+        if task == "translation" {
+            var pairs = try TranslationPairs.load().test
+            if limit > 0 { pairs = Array(pairs.prefix(limit)) }
+            let bleu = try Downstream.translationBLEU(model: m, tokenizer: tokenizer, pairs: pairs, maxNewTokens: min(maxNewTokens, 96),
+                                                      temperature: temperature, topP: topP, seed: seed)
+            result["pairs"] = pairs.count
+            result["bleu"] = bleu
+        } else {
+            var problems = try HumanEval.load()
+            if limit > 0 { problems = Array(problems.prefix(limit)) }
+            let sandbox = try Sandbox()
+            try sandbox.selfTest()
+            let r = try Downstream.humanEval(model: m, tokenizer: tokenizer, problems: problems, samples: samples,
+                                             maxNewTokens: maxNewTokens, temperature: temperature, topP: topP, seed: seed,
+                                             sandbox: sandbox)
+            result["problems"] = r.problems
+            result["samples"] = r.samples
+            result["pass@1"] = r.passAt1
+            result["pass@\(r.samples)"] = r.passAtK
+            result["failures"] = r.failures
+        }
+        result["seconds"] = Date().timeIntervalSince(start)
+        if json {
+            let d = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+            print(String(decoding: d, as: UTF8.self))
+        } else {
+            for k in result.keys.sorted() { print("\(k): \(result[k]!)") }
+        }
+    }
+}
