@@ -63,6 +63,8 @@ public enum Downstream {
         public var passAt1: Double
         public var passAtK: Double
         public var failures: [String: Int]
+        /// Per problem and sample: the completion, the program run, and how it ended.
+        public var details: [(taskID: String, completion: String, program: String, passed: Bool, stderr: String)]
     }
 
     /// HumanEval: prompt = signature + docstring (tokenised with no special tokens), `samples`
@@ -71,15 +73,30 @@ public enum Downstream {
     public static func humanEval(model: Transformer, tokenizer: BPETokenizer, problems: [HumanEvalProblem],
                                  samples: Int, maxNewTokens: Int, temperature: Float, topP: Float, seed: UInt64,
                                  sandbox: Sandbox) throws -> CodeResult {
-        let prompts = problems.map { tokenizer.encode($0.prompt, allowSpecial: false) }
+        // The prompt without its final newline: a lone trailing "\n" token is one the model
+        // never saw before indented code (byte-level BPE merges "\n" with the indentation), and
+        // it derails the continuation into prose. The completion then starts with the newline,
+        // and prompt + completion only gains a blank line.
+        let prompts = problems.map { p -> [Int32] in
+            var text = p.prompt
+            while text.last == "\n" { text.removeLast() }
+            return tokenizer.encode(text, allowSpecial: false)
+        }
         let ids = sample(model: model, prompts: prompts, samples: samples, maxNewTokens: maxNewTokens,
                          temperature: temperature, topP: topP, seed: seed, stop: [tokenizer.eos])
         let completions = try ids.map { try $0.map { try tokenizer.decode($0) } }
         let report = try HumanEval.evaluate(problems: problems, completions: completions, sandbox: sandbox)
         var failures: [String: Int] = [:]
         for (k, v) in report.failureCounts { failures["\(k)"] = v }
+        var details: [(taskID: String, completion: String, program: String, passed: Bool, stderr: String)] = []
+        for (i, p) in report.problems.enumerated() {
+            for (j, r) in p.results.enumerated() {
+                let built = HumanEval.program(for: problems[i], completion: completions[i][j])
+                details.append((p.taskID, completions[i][j], built.program, r.passed, String(r.stderr.suffix(600))))
+            }
+        }
         return CodeResult(problems: problems.count, samples: samples, passAt1: try report.passAtK(1),
-                          passAtK: try report.passAtK(samples), failures: failures)
+                          passAtK: try report.passAtK(samples), failures: failures, details: details)
     }
 
     /// Translation: prompt "German: …\nEnglish:", one greedy-or-sampled hypothesis per pair,

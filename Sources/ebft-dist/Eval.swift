@@ -18,6 +18,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Nucleus mass.") var topP: Float = 0.95
     @Option(help: "Random seed.") var seed: UInt64 = 43
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Option(help: "Write every completion, the program run and its outcome to this JSON-lines file (code tasks).")
+    var save: String?
 
     func validate() throws {
         guard ["code", "qa-code", "translation"].contains(task) else { throw ValidationError("--task: code, qa-code or translation") }
@@ -50,6 +52,15 @@ struct Eval: ParsableCommand {
             result["pass@1"] = r.passAt1
             result["pass@\(r.samples)"] = r.passAtK
             result["failures"] = r.failures
+            if let save {
+                var lines = ""
+                for d in r.details {
+                    let obj: [String: Any] = ["task_id": d.taskID, "completion": d.completion, "program": d.program,
+                                              "passed": d.passed, "stderr": d.stderr]
+                    lines += String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self) + "\n"
+                }
+                try lines.write(toFile: save, atomically: true, encoding: .utf8)
+            }
         }
         result["seconds"] = Date().timeIntervalSince(start)
         if json {
