@@ -127,4 +127,33 @@ public final class PolicyLearner {
         }
         return stats
     }
+
+    /// Supervised fine-tuning (the SFT baseline): mean next-token NLL of each chunk (plain
+    /// causal teacher forcing, T = 1), each chunk weighted 1/`totalSequences`.
+    public func accumulateCE(_ chunks: [[Int32]], totalSequences: Int, layerReady: ((Int) -> Void)? = nil) -> LearnerStats {
+        var stats = LearnerStats()
+        guard let P = chunks.first?.count else { return stats }
+        let layout = AttentionLayout.causal(length: P)
+        let w = 1 / Float(totalSequences) / Float(P - 1)
+        let perBatch = max(1, maxTokensPerBatch / P)
+        var start = 0
+        while start < chunks.count {
+            let batch = Array(chunks[start..<min(chunks.count, start + perBatch)])
+            start += batch.count
+            var preds: [Prediction] = []
+            for (b, x) in batch.enumerated() {
+                precondition(x.count == P, "chunks must have equal length")
+                for q in 0..<(P - 1) { preds.append(Prediction(row: b * P + q, target: x[q + 1], weight: w)) }
+            }
+            model.layerGradientsReady = start >= chunks.count ? layerReady : nil
+            let r = model.lossAndGradient(tokens: batch.flatMap { $0 }, layout: layout, predictions: preds, grads: grads)
+            model.layerGradientsReady = nil
+            for b in 0..<batch.count {
+                stats.sequences += 1
+                stats.ceSum -= r.logProbs[(b * (P - 1))..<((b + 1) * (P - 1))].reduce(0.0) { $0 + Double($1) } / Double(P - 1)
+                stats.tokens += Double(P)
+            }
+        }
+        return stats
+    }
 }

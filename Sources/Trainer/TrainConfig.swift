@@ -107,6 +107,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     // MARK: derived geometry
 
+    /// SFT has no rollouts to hand over: every rank trains on its share of chunks.
+    public var runsColocated: Bool { colocate || method == "sft" }
+
     /// Blocks per chunk K = (P − G − c)/s + 1.
     public var blocksPerChunk: Int { (chunkLength - generateLength - contextLength) / stride + 1 }
 

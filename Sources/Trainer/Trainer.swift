@@ -53,7 +53,11 @@ public final class Trainer {
         self.context = context
         self.comm = comm
         rank = comm.rank
-        roles = try RoleAssignment(worldSize: comm.size, learners: c.colocate ? nil : c.learners, colocate: c.colocate)
+        guard c.method != "rlvr" else {
+            throw ConfigError.invalid(field: "method", reason: "rlvr is not implemented yet (use ebft or sft)")
+        }
+        roles = try RoleAssignment(worldSize: comm.size, learners: c.runsColocated ? nil : c.learners,
+                                   colocate: c.runsColocated)
         role = roles.role(of: rank)
         groups = try roles.split(comm)
         sync = roles.isColocated ? nil : try comm.split(color: (rank == 0 || role.isWorker) ? 0 : nil, key: rank)
@@ -181,7 +185,15 @@ public final class Trainer {
         var mine: [Experience] = []
         var stats = RewardStats()
         var generated = 0
-        if role.isWorker, let w = workerIndex, let critic = context.critic {
+        let sft = c.method == "sft"
+        if sft, let w = workerIndex {
+            // SFT: every rank trains on its share of the chunks; nothing is sampled.
+            let W = roles.workerRanks.count
+            mine = chunks.enumerated().filter { $0.offset % W == w }.map {
+                Experience(chunkID: Int64($0.element.id), sample: 0, chunk: $0.element.tokens, generated: [],
+                           sampleLogProbs: [], advantages: [], alignment: [], diversity: [], policyVersion: Int64(t))
+            }
+        } else if role.isWorker, let w = workerIndex, let critic = context.critic {
             watchdog?.enter("rollout", step: t)
             let W = roles.workerRanks.count
             let share = chunks.enumerated().filter { $0.offset % W == w }.map { $0.element }
@@ -223,7 +235,8 @@ public final class Trainer {
                 // backward has finished it; the rest (embedding, final norm) after the backward.
                 let reducer = BucketedAllReduce(comm: lc, grads: learner.grads)
                 ls = try times.time("backward") {
-                    let s = learner.accumulate(batch, totalSequences: chunks.count * n) { l in reducer.blockReady(l) }
+                    let s = sft ? learner.accumulateCE(batch.map(\.chunk), totalSequences: chunks.count) { l in reducer.blockReady(l) }
+                                : learner.accumulate(batch, totalSequences: chunks.count * n) { l in reducer.blockReady(l) }
                     try reducer.failure.map { throw $0 }
                     return s
                 }
@@ -231,7 +244,10 @@ public final class Trainer {
                 try times.time("allreduce") { try reducer.finish() }
                 bytesSent += Double(learner.grads.count * 4)
             } else {
-                ls = times.time("backward") { learner.accumulate(batch, totalSequences: chunks.count * n) }
+                ls = times.time("backward") {
+                    sft ? learner.accumulateCE(batch.map(\.chunk), totalSequences: chunks.count)
+                        : learner.accumulate(batch, totalSequences: chunks.count * n)
+                }
             }
             watchdog?.enter("optimizer", step: t)
             opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
@@ -266,18 +282,21 @@ public final class Trainer {
         var r = MetricsRecord()
         r["step"] = Double(stepsDone)
         r.set("kind", "train")
-        r["reward"] = s.rewardPass1
-        r["alignment"] = s.alignmentPass1
-        r["diversity"] = s.diversityPass1
-        r["feature_matching"] = s.featureMatchingPass1
-        r["reward_passn"] = s.rewardPassN
-        r["advantage_abs_mean"] = tail[4] > 0 ? tail[3] / tail[4] : 0
-        r["advantage_max"] = maxes[1]
-        r["advantage_min"] = -maxes[2]
+        r.set("method", c.method)
+        if !sft {
+            r["reward"] = s.rewardPass1
+            r["alignment"] = s.alignmentPass1
+            r["diversity"] = s.diversityPass1
+            r["feature_matching"] = s.featureMatchingPass1
+            r["reward_passn"] = s.rewardPassN
+            r["advantage_abs_mean"] = tail[4] > 0 ? tail[3] / tail[4] : 0
+            r["advantage_max"] = maxes[1]
+            r["advantage_min"] = -maxes[2]
+            r["logp_drift"] = maxes[0]
+        }
         r["ce"] = l.ceSum / max(l.sequences, 1)
         r["rl_loss"] = l.rlSum / max(l.sequences, 1)
-        r["loss"] = (l.rlSum + c.ceCoef * l.ceSum) / max(l.sequences, 1)
-        r["logp_drift"] = maxes[0]
+        r["loss"] = sft ? l.ceSum / max(l.sequences, 1) : (l.rlSum + c.ceCoef * l.ceSum) / max(l.sequences, 1)
         r["grad_norm"] = o.gradNorm
         r["lr"] = o.learningRate
         r["sequences"] = l.sequences

@@ -84,8 +84,8 @@ struct Train: ParsableCommand {
         try runOnWorld { world in
             let roles: RoleAssignment
             do {
-                roles = try RoleAssignment(worldSize: world.size, learners: config.colocate ? nil : config.learners,
-                                           colocate: config.colocate)
+                roles = try RoleAssignment(worldSize: world.size, learners: config.runsColocated ? nil : config.learners,
+                                           colocate: config.runsColocated)
             } catch { throw AllRanksError(message: "\(error)", code: 2) }
             let rank = world.rank
             let say: (String) -> Void = { line in if rank == 0 { emitError(line) } }

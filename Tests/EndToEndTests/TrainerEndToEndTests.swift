@@ -99,6 +99,32 @@ final class TrainerEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(drift, 1e-3, "stale rollouts should show a log-prob drift")
     }
 
+    /// `--set method=sft`: teacher-forced CE on the chunks, every rank training on its share;
+    /// the same run for np 1 and np 3, validation CE falls; rlvr is refused with a clear error.
+    func testSFTBaseline() throws {
+        var args = ["train"] + Self.tiny.map { $0 == "3" ? "4" : $0 } + ["--set", "method=sft"]
+        args[args.firstIndex(of: "learning-rate=1e-3")!] = "learning-rate=1e-2"
+        var runs: [[[String: Any]]] = []
+        for np in [1, 3] {
+            let dir = try runDir("sft\(np)")
+            let out = try MPIRun.run(np: np, args + ["--run-dir", dir], timeout: 120)
+            XCTAssertTrue(out.succeeded, "\(out)")
+            runs.append(try metrics(dir))
+        }
+        for (a, b) in zip(runs[0], runs[1]) {
+            for key in ["ce", "grad_norm", "eval_ce"] {
+                guard let x = a[key] as? Double else { continue }
+                XCTAssertEqual(x, try XCTUnwrap(b[key] as? Double), accuracy: 1e-5 * max(1, abs(x)), key)
+            }
+            XCTAssertNil(a["reward"], "SFT samples nothing")
+        }
+        let ce = runs[0].compactMap { $0["eval_ce"] as? Double }
+        XCTAssertLessThan(ce.last!, ce.first! - 0.05, "validation CE should fall under SFT: \(ce)")
+        let rlvr = try MPIRun.run(np: 1, ["train"] + Self.tiny + ["--set", "method=rlvr", "--run-dir", try runDir("rlvr")])
+        XCTAssertFalse(rlvr.succeeded)
+        XCTAssertTrue(rlvr.stderr.contains("rlvr is not implemented"), "\(rlvr)")
+    }
+
     func testBadRoleRequestIsAClearError() throws {
         let out = try MPIRun.run(np: 2, ["train"] + Self.tiny + ["--run-dir", try runDir("bad"), "--learners", "2"], timeout: 60)
         XCTAssertFalse(out.succeeded)
