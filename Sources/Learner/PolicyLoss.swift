@@ -156,4 +156,57 @@ public final class PolicyLearner {
         }
         return stats
     }
+
+    /// Policy gradient on whole completions (the RLVR baseline): sequence i is `prompts[i]`
+    /// followed by `completions[i]`; its loss is −A_i/(`totalSequences`·`tokenScale`) Σ_t
+    /// log π_T(completion token t | prompt, earlier completion tokens), plain causal attention.
+    /// Sequences are sorted by length into micro-batches, right-padded (padding is never
+    /// predicted and, being later, never attended to).
+    public func accumulateCompletions(prompts: [[Int32]], completions: [[Int32]], advantages: [Float],
+                                      totalSequences: Int, tokenScale: Int, pad: Int32,
+                                      layerReady: ((Int) -> Void)? = nil) -> LearnerStats {
+        precondition(prompts.count == completions.count && prompts.count == advantages.count)
+        var stats = LearnerStats()
+        let order = prompts.indices.filter { !completions[$0].isEmpty }
+            .sorted { (prompts[$0].count + completions[$0].count, $0) < (prompts[$1].count + completions[$1].count, $1) }
+        guard !order.isEmpty else { return stats }
+        let invT: Float = temperature > 0 ? 1 / temperature : 1
+        let w = 1 / Float(totalSequences) / Float(tokenScale)
+        var start = 0
+        while start < order.count {
+            // Grow the batch while the padded size fits (at least one sequence).
+            var end = start + 1
+            while end < order.count {
+                let len = prompts[order[end]].count + completions[order[end]].count
+                if len * (end - start + 1) > maxTokensPerBatch { break }
+                end += 1
+            }
+            let batch = Array(order[start..<end])
+            start = end
+            let S = batch.map { prompts[$0].count + completions[$0].count }.max()!
+            var tokens = [Int32](), preds = [Prediction]()
+            tokens.reserveCapacity(batch.count * S)
+            for (b, i) in batch.enumerated() {
+                let seq = prompts[i] + completions[i]
+                tokens += seq + [Int32](repeating: pad, count: S - seq.count)
+                for t in 0..<completions[i].count {
+                    let row = b * S + prompts[i].count - 1 + t
+                    preds.append(Prediction(row: row, target: completions[i][t], invTemperature: invT, weight: w * advantages[i]))
+                }
+            }
+            // lossAndGradient minimises Σ weight·(−log p): weight = A·w is the loss above.
+            model.layerGradientsReady = start >= order.count ? layerReady : nil
+            let r = model.lossAndGradient(tokens: tokens, layout: .causal(length: S), predictions: preds, grads: grads)
+            model.layerGradientsReady = nil
+            var k = 0
+            for i in batch {
+                var lp = 0.0
+                for _ in 0..<completions[i].count { lp += Double(r.logProbs[k]); k += 1 }
+                stats.sequences += 1
+                stats.rlSum -= Double(advantages[i]) * lp / Double(tokenScale)
+                stats.tokens += Double(prompts[i].count + completions[i].count)
+            }
+        }
+        return stats
+    }
 }

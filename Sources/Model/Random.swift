@@ -31,6 +31,7 @@ public enum CounterRNG {
         case whiteningJitter = 0x8000_0000_0000_0003
         case shuffle = 0x8000_0000_0000_0004
         case initialisation = 0x8000_0000_0000_0005
+        case rlvrSampling = 0x8000_0000_0000_0006
     }
 
     /// The seed of `stream` derived from the run seed.

@@ -8,11 +8,15 @@ public enum Downstream {
     /// `samples` completions of every prompt, drawn in batches of streams that share each
     /// prompt's prefilled cache. Token t of sample i of prompt p uses the uniform keyed by
     /// (seed, p, i, 0, t). A completion ends at a `stop` token (not included) or after
-    /// `maxNewTokens`.
+    /// `maxNewTokens`. With `promptKeys`, prompt p is keyed by `promptKeys[p]` instead of p (so
+    /// that a prompt's samples do not depend on which rank or batch it lands in); with
+    /// `keepStop`, a completion that ended at a stop token keeps it as its last token.
     public static func sample(model: Transformer, prompts: [[Int32]], samples: Int, maxNewTokens: Int,
                               temperature: Float, topP: Float, seed: UInt64, stop: Set<Int32>,
+                              promptKeys: [UInt64]? = nil, keepStop: Bool = false,
                               maxStreams: Int = 32) -> [[[Int32]]] {
         precondition(samples >= 1 && maxNewTokens >= 1)
+        precondition(promptKeys == nil || promptKeys!.count == prompts.count, "one key per prompt")
         var out = [[[Int32]]](repeating: [], count: prompts.count)
         let perGroup = max(1, maxStreams / samples)
         var first = 0
@@ -41,11 +45,17 @@ public enum Downstream {
                 let logits = batch.step(tokens: next)
                 logits.withUnsafeBufferPointer { lb in
                     for b in 0..<streams.count where !done[b] {
-                        let u = CounterRNG.uniform(seed: seed, UInt64(owner[b].prompt), UInt64(owner[b].sample), 0, UInt64(t))
+                        let key = promptKeys?[owner[b].prompt] ?? UInt64(owner[b].prompt)
+                        let u = CounterRNG.uniform(seed: seed, key, UInt64(owner[b].sample), 0, UInt64(t))
                         let tok = Sampling.pick(logits: lb.baseAddress! + b * V, vocab: V, temperature: temperature,
                                                 topP: topP, uniform: u).token
                         next[b] = tok
-                        if stop.contains(tok) { done[b] = true } else { generated[b].append(tok) }
+                        if stop.contains(tok) {
+                            done[b] = true
+                            if keepStop { generated[b].append(tok) }
+                        } else {
+                            generated[b].append(tok)
+                        }
                     }
                 }
             }
@@ -73,19 +83,9 @@ public enum Downstream {
     public static func humanEval(model: Transformer, tokenizer: BPETokenizer, problems: [HumanEvalProblem],
                                  samples: Int, maxNewTokens: Int, temperature: Float, topP: Float, seed: UInt64,
                                  sandbox: Sandbox) throws -> CodeResult {
-        // The prompt without its final newline: a lone trailing "\n" token is one the model
-        // never saw before indented code (byte-level BPE merges "\n" with the indentation), and
-        // it derails the continuation into prose. The completion then starts with the newline,
-        // and prompt + completion only gains a blank line.
-        let prompts = problems.map { p -> [Int32] in
-            var text = p.prompt
-            while text.last == "\n" { text.removeLast() }
-            return tokenizer.encode(text, allowSpecial: false)
-        }
-        let ids = sample(model: model, prompts: prompts, samples: samples, maxNewTokens: maxNewTokens,
-                         temperature: temperature, topP: topP, seed: seed, stop: [tokenizer.eos])
-        let completions = try ids.map { try $0.map { try tokenizer.decode($0) } }
-        let report = try HumanEval.evaluate(problems: problems, completions: completions, sandbox: sandbox)
+        let (completions, report) = try humanEvalRun(model: model, tokenizer: tokenizer, problems: problems, promptKeys: nil,
+                                                     samples: samples, maxNewTokens: maxNewTokens, temperature: temperature,
+                                                     topP: topP, seed: seed, sandbox: sandbox)
         var failures: [String: Int] = [:]
         for (k, v) in report.failureCounts { failures["\(k)"] = v }
         var details: [(taskID: String, completion: String, program: String, passed: Bool, stderr: String)] = []
@@ -99,17 +99,48 @@ public enum Downstream {
                           passAtK: try report.passAtK(samples), failures: failures, details: details)
     }
 
+    /// Samples and executes HumanEval completions; prompt i's samples are keyed by
+    /// `promptKeys[i]` (default i), so a subset evaluated on one rank draws the same tokens as
+    /// in a whole-set run.
+    public static func humanEvalRun(model: Transformer, tokenizer: BPETokenizer, problems: [HumanEvalProblem],
+                                    promptKeys: [UInt64]?, samples: Int, maxNewTokens: Int, temperature: Float,
+                                    topP: Float, seed: UInt64, sandbox: Sandbox) throws -> (completions: [[String]], report: HumanEvalReport) {
+        // The prompt without its final newline: a lone trailing "\n" token is one the model
+        // never saw before indented code (byte-level BPE merges "\n" with the indentation), and
+        // it derails the continuation into prose. The completion then starts with the newline,
+        // and prompt + completion only gains a blank line.
+        let prompts = problems.map { p -> [Int32] in
+            var text = p.prompt
+            while text.last == "\n" { text.removeLast() }
+            return tokenizer.encode(text, allowSpecial: false)
+        }
+        let ids = sample(model: model, prompts: prompts, samples: samples, maxNewTokens: maxNewTokens,
+                         temperature: temperature, topP: topP, seed: seed, stop: [tokenizer.eos], promptKeys: promptKeys)
+        let completions = try ids.map { try $0.map { try tokenizer.decode($0) } }
+        return (completions, try HumanEval.evaluate(problems: problems, completions: completions, sandbox: sandbox))
+    }
+
     /// Translation: prompt "German: …\nEnglish:", one greedy-or-sampled hypothesis per pair,
     /// cut at the first line; corpus BLEU (sacreBLEU defaults) against the reference.
     public static func translationBLEU(model: Transformer, tokenizer: BPETokenizer, pairs: [QAPair], maxNewTokens: Int,
                                        temperature: Float, topP: Float, seed: UInt64) throws -> Double {
+        let hyps = try translations(model: model, tokenizer: tokenizer, pairs: pairs, promptKeys: nil, maxNewTokens: maxNewTokens,
+                                    temperature: temperature, topP: topP, seed: seed)
+        return try BLEU.corpus(hypotheses: hyps, references: references(pairs)).score
+    }
+
+    /// The cleaned hypothesis (first line) for every pair; keys as in `humanEvalRun`.
+    public static func translations(model: Transformer, tokenizer: BPETokenizer, pairs: [QAPair], promptKeys: [UInt64]?,
+                                    maxNewTokens: Int, temperature: Float, topP: Float, seed: UInt64) throws -> [String] {
         let prompts = pairs.map { tokenizer.encode($0.question, allowSpecial: false) }
         var stop: Set<Int32> = [tokenizer.eos]
         if let nl = tokenizer.id(of: "Ċ") { stop.insert(nl) }
         let ids = sample(model: model, prompts: prompts, samples: 1, maxNewTokens: maxNewTokens,
-                         temperature: temperature, topP: topP, seed: seed, stop: stop)
-        let hyps = try ids.map { TranslationPairs.cleanHypothesis(try tokenizer.decode($0[0])) }
-        let refs = pairs.map { $0.answer.trimmingCharacters(in: .whitespaces) }
-        return try BLEU.corpus(hypotheses: hyps, references: refs).score
+                         temperature: temperature, topP: topP, seed: seed, stop: stop, promptKeys: promptKeys)
+        return try ids.map { TranslationPairs.cleanHypothesis(try tokenizer.decode($0[0])) }
+    }
+
+    public static func references(_ pairs: [QAPair]) -> [String] {
+        pairs.map { $0.answer.trimmingCharacters(in: .whitespaces) }
     }
 }

@@ -63,6 +63,18 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var evalEvery: Int = 100
     public var evalChunks: Int = 128
     public var saveEvery: Int = 0
+    /// Downstream evaluation (HumanEval pass@1/pass@k for code tasks, corpus BLEU for
+    /// translation; spec §10.2) every this many steps, 0 = never.
+    public var evalDownEvery: Int = 0
+    /// Also evaluate downstream before the first step (when `eval-down-every` > 0).
+    public var evalDownStart: Bool = true
+    /// HumanEval problems / test pairs to evaluate, 0 = all.
+    public var evalDownLimit: Int = 0
+    /// Samples per HumanEval problem (k of pass@k); translation scores the first sample.
+    public var evalDownSamples: Int = 4
+    public var evalDownMaxNewTokens: Int = 192
+    public var evalDownTemperature: Double = 0.6
+    public var evalDownTopP: Double = 0.95
     public var runDir: String = "runs/latest"
 
     // MARK: distribution (issue 5)
@@ -70,6 +82,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var colocate: Bool = false
     public var async: Bool = false
     public var stallTimeout: Double = 300
+
+    // MARK: the RLVR baseline (method rlvr)
+    /// Questions per optimizer step (each sampled `samples-per-chunk` times).
+    public var rlvrQuestions: Int = 8
+    /// Longest completion sampled per question.
+    public var rlvrMaxNewTokens: Int = 128
 
     public init() {}
 
@@ -107,8 +125,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     // MARK: derived geometry
 
-    /// SFT has no rollouts to hand over: every rank trains on its share of chunks.
-    public var runsColocated: Bool { colocate || method == "sft" }
+    /// SFT and RLVR run colocated: every rank trains on its own share (SFT has no rollouts; an
+    /// RLVR rollout is a handful of completions, not worth a transfer).
+    public var runsColocated: Bool { colocate || method == "sft" || method == "rlvr" }
 
     /// Blocks per chunk K = (P − G − c)/s + 1.
     public var blocksPerChunk: Int { (chunkLength - generateLength - contextLength) / stride + 1 }
@@ -152,6 +171,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(evalChunks >= 1, "eval-chunks", "must be at least 1")
         try need(saveEvery >= 0, "save-every", "must be ≥ 0 (0 = only at the end)")
         try need(!runDir.isEmpty, "run-dir", "must not be empty")
+        try need(evalDownEvery >= 0, "eval-down-every", "must be ≥ 0 (0 = never)")
+        try need(evalDownLimit >= 0, "eval-down-limit", "must be ≥ 0 (0 = all)")
+        try need(evalDownSamples >= 1, "eval-down-samples", "must be at least 1")
+        try need(evalDownMaxNewTokens >= 1, "eval-down-max-new-tokens", "must be at least 1")
+        try need(evalDownTemperature >= 0 && evalDownTemperature.isFinite, "eval-down-temperature", "must be ≥ 0")
+        try need(evalDownTopP > 0 && evalDownTopP <= 1, "eval-down-top-p", "must be in (0, 1]")
+        try need(rlvrQuestions >= 1, "rlvr-questions", "must be at least 1")
+        try need(rlvrMaxNewTokens >= 1, "rlvr-max-new-tokens", "must be at least 1")
+        try need(method != "rlvr" || samplesPerChunk >= 2, "samples-per-chunk", "RLVR's leave-one-out baseline needs at least 2 samples per question")
         try need(learners >= 1, "learners", "must be at least 1")
         try need(stallTimeout > 0, "stall-timeout", "must be > 0 seconds")
     }
@@ -250,10 +278,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     }
 
     static let optionalFields: Set<String> = ["model", "critic"]
-    static let boolFields: Set<String> = ["whitening", "colocate", "async"]
+    static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start"]
     static let integerFields: Set<String> = [
         "chunk-length", "context-length", "generate-length", "stride", "samples-per-chunk", "chunks-per-step",
         "steps", "episodes", "seed", "eval-every", "eval-chunks", "save-every", "learners",
+        "eval-down-every", "eval-down-limit", "eval-down-samples", "eval-down-max-new-tokens",
+        "rlvr-questions", "rlvr-max-new-tokens",
     ]
 
     /// Every key, kebab-case, in declaration order.
@@ -272,7 +302,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case beta1, beta2, adamEps = "adam-eps", weightDecay = "weight-decay"
         case maxGradNorm = "max-grad-norm", steps, episodes, seed
         case evalEvery = "eval-every", evalChunks = "eval-chunks", saveEvery = "save-every"
+        case evalDownEvery = "eval-down-every", evalDownStart = "eval-down-start", evalDownLimit = "eval-down-limit"
+        case evalDownSamples = "eval-down-samples", evalDownMaxNewTokens = "eval-down-max-new-tokens"
+        case evalDownTemperature = "eval-down-temperature", evalDownTopP = "eval-down-top-p"
         case runDir = "run-dir", learners, colocate, async, stallTimeout = "stall-timeout"
+        case rlvrQuestions = "rlvr-questions", rlvrMaxNewTokens = "rlvr-max-new-tokens"
     }
 }
 

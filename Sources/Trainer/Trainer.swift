@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 import Distributed
 import Learner
@@ -40,6 +41,12 @@ public final class Trainer {
     public static let phases = ["broadcast", "sample", "features", "reward", "transfer", "backward", "allreduce",
                                 "optimizer", "eval"]
 
+    /// The RLVR baseline's questions and verifier (method rlvr), and its question sampler.
+    let rlvr: RLVRTask?
+    let rlvrSampler: ChunkSampler?
+    /// Downstream evaluation data, loaded at the first downstream evaluation.
+    var downstream: DownstreamData?
+
     /// Checkpoint to continue from (a run directory or a checkpoint directory).
     let resume: String?
     /// Stop (with a checkpoint) once this many steps are done, even if the run is longer.
@@ -53,8 +60,8 @@ public final class Trainer {
         self.context = context
         self.comm = comm
         rank = comm.rank
-        guard c.method != "rlvr" else {
-            throw ConfigError.invalid(field: "method", reason: "rlvr is not implemented yet (use ebft or sft)")
+        if c.method == "rlvr" && c.steps == 0 {
+            throw ConfigError.invalid(field: "steps", reason: "method rlvr needs an explicit number of steps")
         }
         roles = try RoleAssignment(worldSize: comm.size, learners: c.runsColocated ? nil : c.learners,
                                    colocate: c.runsColocated)
@@ -63,6 +70,19 @@ public final class Trainer {
         sync = roles.isColocated ? nil : try comm.split(color: (rank == 0 || role.isWorker) ? 0 : nil, key: rank)
         if role.isWorker && context.critic == nil {
             throw TrainerError.data("rank \(rank) samples but its run context has no feature network")
+        }
+        if c.method == "rlvr" {
+            let task = try RLVRTask.load(config: c, tokenizer: context.tokenizer, isDecider: rank == 0) { [comm] kept in
+                let n = try comm.broadcast(kept.count, root: 0)
+                if comm.rank != 0 { kept = [Int32](repeating: 0, count: n) }
+                if n > 0 { try comm.broadcast(&kept, root: 0) }
+            }
+            rlvr = task
+            rlvrSampler = try ChunkSampler(chunkCount: task.count, batchSize: min(c.rlvrQuestions, task.count), seed: c.seed)
+            if rank == 0 { log("rlvr: \(task.count) training questions with a verifier, \(c.rlvrQuestions) per step") }
+        } else {
+            rlvr = nil
+            rlvrSampler = nil
         }
         if role.isLearner {
             optimizer = context.makeOptimizer()
@@ -91,17 +111,28 @@ public final class Trainer {
     /// learners compute θ_{t+1}. Step t+1's rollouts are then one update stale.
     var asyncMode: Bool { context.config.async && !roles.isColocated }
 
-    /// Runs steps until `totalSteps`, evaluating every `evalEvery` steps (and before the first).
-    public func run() throws {
+    /// Runs steps until `totalSteps`, evaluating every `evalEvery` steps (and before the first)
+    /// and downstream every `evalDownEvery` steps. `evalOnly`: only the evaluations of the
+    /// starting weights (step 0), no training step (the "base" row of a comparison).
+    public func run(evalOnly: Bool = false) throws {
         let c = context.config
         if let resume { try restore(from: resume) }
         if rank == 0 { metrics = try JSONLWriter(path: c.runDir + "/metrics.jsonl") }
+        if evalOnly {
+            var times = PhaseTimes(), bytes = 0.0
+            try syncWeights(step: stepsDone, times: &times, bytes: &bytes)
+            try evaluate(step: stepsDone)
+            try evaluateDownstream(step: stepsDone)
+            watchdog?.leave()
+            return
+        }
         var times = PhaseTimes(), bytes = 0.0
         try syncWeights(step: stepsDone, times: &times, bytes: &bytes)
         let end = min(context.totalSteps, stopAfter ?? .max)
         while stepsDone < end {
             let t = stepsDone
             if c.evalEvery > 0 && t % c.evalEvery == 0 { try evaluate(step: t) }
+            if downstreamDue(step: t) { try evaluateDownstream(step: t) }
             let r = try step()
             if let r {
                 metrics?.write(r)
@@ -111,6 +142,9 @@ public final class Trainer {
             if (c.saveEvery > 0 && stepsDone % c.saveEvery == 0) || stepsDone == end { try save() }
         }
         if c.evalEvery > 0 && stepsDone == context.totalSteps { try evaluate(step: stepsDone) }
+        if c.evalDownEvery > 0 && stepsDone == context.totalSteps && (stepsDone > 0 || c.evalDownStart) {
+            try evaluateDownstream(step: stepsDone)
+        }
         watchdog?.leave()
     }
 
@@ -163,7 +197,7 @@ public final class Trainer {
         let kept = text.split(separator: "\n").filter { line in
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let s = obj["step"] as? Int else { return false }
-            return (obj["kind"] as? String) == "eval" ? s < step : s <= step
+            return (obj["kind"] as? String) == "train" ? s <= step : s < step
         }
         try (kept.map { $0 + "\n" }.joined()).write(toFile: path, atomically: true, encoding: .utf8)
     }
@@ -186,7 +220,14 @@ public final class Trainer {
         var stats = RewardStats()
         var generated = 0
         let sft = c.method == "sft"
-        if sft, let w = workerIndex {
+        var rl = RLVRRollout()
+        if let task = rlvr, let sampler = rlvrSampler, let w = workerIndex {
+            watchdog?.enter("rollout", step: t)
+            let W = roles.workerRanks.count
+            let questions = sampler.indices(step: t).enumerated().filter { $0.offset % W == w }.map(\.element)
+            rl = try rlvrRollout(task: task, questions: questions, step: t, times: &times)
+            generated = rl.completions.reduce(0) { $0 + $1.count }
+        } else if sft, let w = workerIndex {
             // SFT: every rank trains on its share of the chunks; nothing is sampled.
             let W = roles.workerRanks.count
             mine = chunks.enumerated().filter { $0.offset % W == w }.map {
@@ -235,8 +276,7 @@ public final class Trainer {
                 // backward has finished it; the rest (embedding, final norm) after the backward.
                 let reducer = BucketedAllReduce(comm: lc, grads: learner.grads)
                 ls = try times.time("backward") {
-                    let s = sft ? learner.accumulateCE(batch.map(\.chunk), totalSequences: chunks.count) { l in reducer.blockReady(l) }
-                                : learner.accumulate(batch, totalSequences: chunks.count * n) { l in reducer.blockReady(l) }
+                    let s = learn(learner, batch, rl, chunks: chunks.count) { l in reducer.blockReady(l) }
                     try reducer.failure.map { throw $0 }
                     return s
                 }
@@ -244,10 +284,7 @@ public final class Trainer {
                 try times.time("allreduce") { try reducer.finish() }
                 bytesSent += Double(learner.grads.count * 4)
             } else {
-                ls = times.time("backward") {
-                    sft ? learner.accumulateCE(batch.map(\.chunk), totalSequences: chunks.count)
-                        : learner.accumulate(batch, totalSequences: chunks.count * n)
-                }
+                ls = times.time("backward") { learn(learner, batch, rl, chunks: chunks.count, layerReady: nil) }
             }
             watchdog?.enter("optimizer", step: t)
             opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
@@ -266,9 +303,10 @@ public final class Trainer {
         // Metrics, summed (and maxed) over the world.
         watchdog?.enter("metrics", step: t, waitingOn: Array(0..<comm.size))
         try comm.politeWait(root: 0)
-        let adv = mine.flatMap(\.advantages).map(Double.init)
+        let adv = rlvr != nil ? rl.advantages.map(Double.init) : mine.flatMap(\.advantages).map(Double.init)
         var sums = stats.packed + ls.packed
             + [Double(generated), bytesSent, bytesReceived, adv.map(abs).reduce(0, +), Double(adv.count)]
+            + [rl.rewardSum, Double(rl.rewards.count), rl.bestSum, Double(rl.questions), rl.stopped]
         try comm.allReduce(&sums, op: .sum)
         var maxes = [ls.maxLogProbDrift, adv.max() ?? -.infinity, -(adv.min() ?? .infinity)]
         try comm.allReduce(&maxes, op: .max)
@@ -283,7 +321,14 @@ public final class Trainer {
         r["step"] = Double(stepsDone)
         r.set("kind", "train")
         r.set("method", c.method)
-        if !sft {
+        if rlvr != nil {
+            r["reward"] = tail[6] > 0 ? tail[5] / tail[6] : .nan
+            r["reward_passn"] = tail[8] > 0 ? tail[7] / tail[8] : .nan
+            r["completions_stopped"] = tail[6] > 0 ? tail[9] / tail[6] : .nan
+            r["advantage_abs_mean"] = tail[4] > 0 ? tail[3] / tail[4] : 0
+            r["advantage_max"] = maxes[1]
+            r["advantage_min"] = -maxes[2]
+        } else if !sft {
             r["reward"] = s.rewardPass1
             r["alignment"] = s.alignmentPass1
             r["diversity"] = s.diversityPass1
@@ -294,9 +339,10 @@ public final class Trainer {
             r["advantage_min"] = -maxes[2]
             r["logp_drift"] = maxes[0]
         }
-        r["ce"] = l.ceSum / max(l.sequences, 1)
+        if rlvr == nil { r["ce"] = l.ceSum / max(l.sequences, 1) }
         r["rl_loss"] = l.rlSum / max(l.sequences, 1)
-        r["loss"] = sft ? l.ceSum / max(l.sequences, 1) : (l.rlSum + c.ceCoef * l.ceSum) / max(l.sequences, 1)
+        r["loss"] = sft ? l.ceSum / max(l.sequences, 1)
+            : rlvr != nil ? l.rlSum / max(l.sequences, 1) : (l.rlSum + c.ceCoef * l.ceSum) / max(l.sequences, 1)
         r["grad_norm"] = o.gradNorm
         r["lr"] = o.learningRate
         r["sequences"] = l.sequences

@@ -38,7 +38,7 @@ struct ConfigOptions: ParsableArguments {
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fine-tune with EBFT: strided sampling, frozen-critic features, RLOO policy gradient.",
+        abstract: "Fine-tune with EBFT (strided sampling, frozen-critic features, RLOO policy gradient) or the SFT/RLVR baselines.",
         discussion: """
         The configuration is a preset, then an optional YAML file, then --set overrides; the \
         resolved configuration is printed at start and saved as RUN_DIR/config.yaml. Every step \
@@ -63,6 +63,8 @@ struct Train: ParsableCommand {
     var resume: String?
     @Option(help: "Stop after this many steps are done (with a checkpoint), e.g. to split a run across job allocations.")
     var stopAfter: Int?
+    @Flag(help: "Only evaluate the starting weights (validation metrics and, with eval-down-every > 0 or not, the downstream metrics) at step 0 and write them to the run directory; no training step. The 'base' row of a comparison.")
+    var evalOnly = false
 
     func run() throws {
         var c: TrainConfig
@@ -99,11 +101,15 @@ struct Train: ParsableCommand {
             defer { watchdog.stop() }
             watchdog.enter("loading", step: 0)
             let context = try RunContext(config: config, loadCritic: roles.role(of: rank).isWorker, log: say)
-            say("\(context.totalSteps) steps × \(config.chunksPerStep) chunks × \(config.samplesPerChunk) samples; "
-                + "K=\(context.geometry.K) blocks of G=\(config.generateLength) per chunk")
+            if config.method == "rlvr" {
+                say("\(context.totalSteps) steps × \(config.rlvrQuestions) questions × \(config.samplesPerChunk) completions of at most \(config.rlvrMaxNewTokens) tokens")
+            } else {
+                say("\(context.totalSteps) steps × \(config.chunksPerStep) chunks × \(config.samplesPerChunk) samples; "
+                    + "K=\(context.geometry.K) blocks of G=\(config.generateLength) per chunk")
+            }
             let trainer = try Trainer(context: context, comm: world, showProgress: !quiet, watchdog: watchdog,
                                       resume: resume, stopAfter: stopAfter, log: say)
-            try trainer.run()
+            try trainer.run(evalOnly: evalOnly)
             say("done: metrics in \(config.runDir)/metrics.jsonl")
         }
     }
