@@ -205,15 +205,20 @@ public enum Report {
     public static func labelOverrides(_ specs: [String], dirs: [String]) throws -> [String: String] {
         var out: [String: String] = [:]
         for spec in specs {
-            let candidates = dirs.filter { d in
-                spec.hasPrefix(d + "=") || spec.hasPrefix(Self.trimSlash(d) + "=")
+            // Each directory may be spelled as given, without or with a trailing slash.
+            var best: (dir: String, prefix: String)?
+            for d in dirs {
+                let t = Self.trimSlash(d)
+                for form in [d, t, t + "/"] where spec.hasPrefix(form + "=") {
+                    if best == nil || form.count > best!.prefix.count { best = (d, form) }
+                }
             }
-            guard let dir = candidates.max(by: { $0.count < $1.count }) else {
+            guard let best else {
                 throw ReportError("--label \(spec): expected DIR=NAME with DIR one of the run directories given")
             }
-            let name = String(spec.dropFirst((spec.hasPrefix(dir + "=") ? dir : Self.trimSlash(dir)).count + 1))
+            let name = String(spec.dropFirst(best.prefix.count + 1))
             guard !name.isEmpty else { throw ReportError("--label \(spec): empty NAME") }
-            out[dir] = name
+            out[best.dir] = name
         }
         return out
     }
