@@ -1,0 +1,420 @@
+import Foundation
+import Yams
+
+/// An error of `ebft-dist report`, with a message that names the file (and line) at fault.
+public struct ReportError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}
+
+/// One line of metrics.jsonl: its step, numbers (`null` → NaN) and strings.
+public struct RunRecord: Sendable, Equatable {
+    public var step: Int
+    /// 1-based line number in metrics.jsonl.
+    public var line: Int
+    public var numbers: [String: Double]
+    public var strings: [String: String]
+
+    public init(step: Int, line: Int, numbers: [String: Double] = [:], strings: [String: String] = [:]) {
+        self.step = step
+        self.line = line
+        self.numbers = numbers
+        self.strings = strings
+    }
+
+    /// The finite value of `key`, or nil when absent or null.
+    public subscript(key: String) -> Double? {
+        guard let v = numbers[key], v.isFinite else { return nil }
+        return v
+    }
+}
+
+/// A training run directory read back: its configuration's task and method and its metrics.
+public struct RunLog: Sendable {
+    /// The directory as given.
+    public var dir: String
+    /// The name in tables and legends: "base" for a run without optimizer steps, otherwise the
+    /// method; made unique per task by `Report.assignLabels`.
+    public var label: String
+    public var task: String
+    public var method: String
+    public var train: [RunRecord]
+    public var eval: [RunRecord]
+    public var downstream: [RunRecord]
+
+    public init(dir: String, label: String? = nil, task: String, method: String,
+                train: [RunRecord] = [], eval: [RunRecord] = [], downstream: [RunRecord] = []) {
+        self.dir = dir
+        self.task = task
+        self.method = method
+        self.train = train
+        self.eval = eval
+        self.downstream = downstream
+        self.label = label ?? (train.isEmpty ? "base" : method)
+    }
+
+    /// No optimizer steps: the starting model, evaluated only.
+    public var isBase: Bool { train.isEmpty }
+
+    /// The directory's last path component.
+    public var dirName: String { URL(fileURLWithPath: dir).standardizedFileURL.lastPathComponent }
+
+    /// Reads `dir/config.yaml` (task, method) and `dir/metrics.jsonl`.
+    public static func load(dir: String) throws -> RunLog {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw ReportError("\(dir): not a directory")
+        }
+        let configPath = (dir as NSString).appendingPathComponent("config.yaml")
+        guard let configText = try? String(contentsOfFile: configPath, encoding: .utf8) else {
+            throw ReportError("\(dir): no readable config.yaml (is this a training run directory?)")
+        }
+        let node: Any?
+        do { node = try Yams.load(yaml: configText) } catch {
+            throw ReportError("\(configPath): not valid YAML: \(error)")
+        }
+        guard let map = node as? [String: Any] else { throw ReportError("\(configPath): expected `key: value` lines") }
+        guard let task = map["task"].map({ "\($0)" }), !task.isEmpty else { throw ReportError("\(configPath): no `task:` key") }
+        guard let method = map["method"].map({ "\($0)" }), !method.isEmpty else { throw ReportError("\(configPath): no `method:` key") }
+
+        let metricsPath = (dir as NSString).appendingPathComponent("metrics.jsonl")
+        guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else {
+            throw ReportError("\(dir): no readable metrics.jsonl")
+        }
+        let records = try parseMetrics(text, source: metricsPath)
+        return RunLog(dir: dir, task: task, method: method,
+                      train: records.train, eval: records.eval, downstream: records.downstream)
+    }
+
+    /// Parses metrics.jsonl text into train, eval and downstream records, each sorted by step
+    /// (a later line for the same step replaces an earlier one). Other kinds are ignored; blank
+    /// lines are skipped; anything else that is not a JSON object with a numeric `step` and a
+    /// string `kind` is an error naming `source` and the line.
+    public static func parseMetrics(_ text: String, source: String) throws
+        -> (train: [RunRecord], eval: [RunRecord], downstream: [RunRecord]) {
+        var byKind: [String: [Int: RunRecord]] = ["train": [:], "eval": [:], "downstream": [:]]
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let lineNo = i + 1
+            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.isEmpty { continue }
+            let obj: Any
+            do { obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) } catch {
+                throw ReportError("\(source):\(lineNo): line \(lineNo) is not valid JSON")
+            }
+            guard let dict = obj as? [String: Any] else {
+                throw ReportError("\(source):\(lineNo): line \(lineNo) is not a JSON object")
+            }
+            var numbers: [String: Double] = [:]
+            var strings: [String: String] = [:]
+            for (k, v) in dict {
+                if let s = v as? String { strings[k] = s }
+                else if v is NSNull { numbers[k] = .nan }
+                else if let n = v as? NSNumber { numbers[k] = n.doubleValue }
+            }
+            guard let kind = strings["kind"] else {
+                throw ReportError("\(source):\(lineNo): line \(lineNo) has no string \"kind\"")
+            }
+            guard byKind[kind] != nil else { continue }
+            guard let s = numbers["step"], s.isFinite, s >= 0, s == s.rounded(), s < 1e15 else {
+                throw ReportError("\(source):\(lineNo): line \(lineNo) has no non-negative integer \"step\"")
+            }
+            byKind[kind]![Int(s)] = RunRecord(step: Int(s), line: lineNo, numbers: numbers, strings: strings)
+        }
+        let sorted = { (k: String) -> [RunRecord] in byKind[k]!.values.sorted { $0.step < $1.step } }
+        return (sorted("train"), sorted("eval"), sorted("downstream"))
+    }
+
+    /// The (step, value) points of `key` in `records`, null values included as NaN.
+    func points(_ records: [RunRecord], _ key: String) -> [(x: Double, y: Double)] {
+        records.compactMap { r in r.numbers[key].map { (x: Double(r.step), y: $0) } }
+    }
+
+    /// The value of `key` in the latest record that has it (nil when none does or it is null).
+    func final(_ records: [RunRecord], _ key: String) -> (value: Double, record: RunRecord)? {
+        guard let r = records.last(where: { $0.numbers[key] != nil }), let v = r[key] else { return nil }
+        return (v, r)
+    }
+}
+
+/// `ebft-dist report`: plots and a Markdown comparison of training runs.
+public enum Report {
+    /// A plotted quantity and where it comes from.
+    public enum Quantity: String, CaseIterable, Sendable {
+        case reward
+        case trainCE = "train-ce"
+        case valCE = "val-ce"
+        case pass1
+        case passk
+        case bleu
+
+        var kind: String {
+            switch self {
+            case .reward, .trainCE: return "train"
+            case .valCE: return "eval"
+            case .pass1, .passk, .bleu: return "downstream"
+            }
+        }
+
+        var key: String {
+            switch self {
+            case .reward: return "reward"
+            case .trainCE: return "ce"
+            case .valCE: return "eval_ce"
+            case .pass1: return "pass1"
+            case .passk: return "passk"
+            case .bleu: return "bleu"
+            }
+        }
+
+        var title: String {
+            switch self {
+            case .reward: return "training reward"
+            case .trainCE: return "training cross-entropy"
+            case .valCE: return "validation cross-entropy"
+            case .pass1: return "downstream pass@1"
+            case .passk: return "downstream pass@k"
+            case .bleu: return "downstream BLEU"
+            }
+        }
+
+        var yLabel: String {
+            switch self {
+            case .reward: return "training reward (each method's own)"
+            case .trainCE: return "training CE (nats/token)"
+            case .valCE: return "validation CE (nats/token)"
+            case .pass1: return "pass@1"
+            case .passk: return "pass@k"
+            case .bleu: return "BLEU (0–100)"
+            }
+        }
+
+        /// Noisy per-step curves get a moving average.
+        var smooth: Bool { kind == "train" }
+    }
+
+    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+    static let baseColor = "#555555"
+    static let dash = "—"
+
+    // MARK: labels and order
+
+    /// Parses `DIR=NAME` label overrides against the run directories given (a DIR may itself
+    /// contain `=`: the longest matching directory wins). Keys are the directories as given.
+    public static func labelOverrides(_ specs: [String], dirs: [String]) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for spec in specs {
+            // Each directory may be spelled as given, without or with a trailing slash.
+            var best: (dir: String, prefix: String)?
+            for d in dirs {
+                let t = Self.trimSlash(d)
+                for form in [d, t, t + "/"] where spec.hasPrefix(form + "=") {
+                    if best == nil || form.count > best!.prefix.count { best = (d, form) }
+                }
+            }
+            guard let best else {
+                throw ReportError("--label \(spec): expected DIR=NAME with DIR one of the run directories given")
+            }
+            let name = String(spec.dropFirst(best.prefix.count + 1))
+            guard !name.isEmpty else { throw ReportError("--label \(spec): empty NAME") }
+            out[best.dir] = name
+        }
+        return out
+    }
+
+    static func trimSlash(_ s: String) -> String {
+        var t = s
+        while t.count > 1 && t.hasSuffix("/") { t.removeLast() }
+        return t
+    }
+
+    /// Applies overrides (keyed by directory as given), then makes labels unique within each
+    /// task by appending " (dirname)" to every label that two runs of the task share.
+    public static func assignLabels(_ runs: inout [RunLog], overrides: [String: String] = [:]) {
+        for i in runs.indices {
+            runs[i].label = overrides[runs[i].dir] ?? (runs[i].isBase ? "base" : runs[i].method)
+        }
+        for _ in 0..<2 {  // a second pass catches clashes the first created
+            var counts: [String: Int] = [:]
+            for r in runs { counts[r.task + "\u{0}" + r.label, default: 0] += 1 }
+            var changed = false
+            for i in runs.indices where counts[runs[i].task + "\u{0}" + runs[i].label]! > 1 {
+                runs[i].label += " (\(runs[i].dirName))"
+                changed = true
+            }
+            if !changed { break }
+        }
+    }
+
+    /// Tasks in the order code, qa-code, translation, then any others alphabetically.
+    public static func tasks(_ runs: [RunLog]) -> [String] {
+        let known = ["code", "qa-code", "translation"]
+        let all = Set(runs.map(\.task))
+        return known.filter(all.contains) + all.subtracting(known).sorted()
+    }
+
+    static func methodRank(_ r: RunLog) -> Int {
+        if r.isBase { return 0 }
+        switch r.method {
+        case "sft": return 1
+        case "rlvr": return 2
+        case "ebft": return 3
+        default: return 4
+        }
+    }
+
+    /// Base first, then sft, rlvr, ebft, then others; ties by method, label, directory.
+    public static func ordered(_ runs: [RunLog]) -> [RunLog] {
+        runs.sorted { a, b in
+            let ka = (methodRank(a), a.method, a.label, a.dir), kb = (methodRank(b), b.method, b.label, b.dir)
+            return ka < kb
+        }
+    }
+
+    // MARK: formatting
+
+    static func fixed(_ v: Double?, _ decimals: Int) -> String {
+        guard let v, v.isFinite else { return dash }
+        let s = String(format: "%.\(decimals)f", v)
+        return s.hasPrefix("-") && Double(s) == 0 ? String(s.dropFirst()) : s
+    }
+
+    static func cell(_ s: String) -> String {
+        s.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
+    }
+
+    static func sum(_ records: [RunRecord], _ key: String) -> Double? {
+        let v = records.compactMap { $0[key] }
+        return v.isEmpty ? nil : v.reduce(0, +)
+    }
+
+    // MARK: tables
+
+    /// One Markdown section per task: a heading and the comparison table.
+    public static func tables(runs: [RunLog]) -> String {
+        tasks(runs).map { task in
+            "## Task `\(task)`\n\n" + table(task: task, runs: ordered(runs.filter { $0.task == task }))
+        }.joined(separator: "\n")
+    }
+
+    /// The comparison table of one task's runs (already ordered).
+    public static func table(task: String, runs: [RunLog]) -> String {
+        let hasPass = runs.contains { r in r.downstream.contains { $0.numbers["pass1"] != nil || $0.numbers["passk"] != nil } }
+        let hasBLEU = runs.contains { r in r.downstream.contains { $0.numbers["bleu"] != nil } }
+        let showPass = hasPass || (!hasBLEU && task != "translation")
+        let showBLEU = hasBLEU || (!hasPass && task == "translation")
+        // k of pass@k: in the header when every run agrees, otherwise in each cell.
+        let ks = Set(runs.compactMap { r in r.final(r.downstream, "passk")?.record["k"] }.map { Int($0) })
+        let commonK = ks.count == 1 ? ks.first : nil
+
+        var header = ["run", "method", "optimizer steps", "final val CE", "final feature-matching loss"]
+        if showPass { header += ["pass@1", commonK.map { "pass@\($0)" } ?? "pass@k"] }
+        if showBLEU { header += ["BLEU"] }
+        header += ["mean step time (s)", "total wall time (s)"]
+        var align = ["---", "---", "---:", "---:", "---:"]
+        if showPass { align += ["---:", "---:"] }
+        if showBLEU { align += ["---:"] }
+        align += ["---:", "---:"]
+
+        var rows: [[String]] = []
+        for r in runs {
+            var row = [cell(r.label), r.isBase ? "\(dash) (base model)" : cell(r.method),
+                       "\(r.train.map(\.step).max() ?? 0)",
+                       fixed(r.final(r.eval, "eval_ce")?.value, 4),
+                       fixed(r.final(r.eval, "eval_feature_matching_loss")?.value, 4)]
+            if showPass {
+                row.append(fixed(r.final(r.downstream, "pass1")?.value, 4))
+                if let pk = r.final(r.downstream, "passk") {
+                    let k = pk.record["k"].map { " (k=\(Int($0)))" } ?? ""
+                    row.append(fixed(pk.value, 4) + (commonK == nil ? k : ""))
+                } else {
+                    row.append(dash)
+                }
+            }
+            if showBLEU { row.append(fixed(r.final(r.downstream, "bleu")?.value, 2)) }
+            let stepTimes = r.train.compactMap { $0["time_step"] }
+            row.append(stepTimes.isEmpty ? dash : fixed(stepTimes.reduce(0, +) / Double(stepTimes.count), 1))
+            let parts = [sum(r.train, "time_step"), sum(r.eval, "time_eval"), sum(r.downstream, "time_downstream")].compactMap { $0 }
+            row.append(parts.isEmpty ? dash : fixed(parts.reduce(0, +), 1))
+            rows.append(row)
+        }
+        return ([header, align] + rows).map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: plots
+
+    /// File-name-safe form of a task name.
+    static func slug(_ s: String) -> String {
+        String(s.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+    }
+
+    /// The file name of a plot.
+    public static func plotName(task: String, quantity: Quantity) -> String {
+        "\(slug(task))-\(quantity.rawValue).svg"
+    }
+
+    /// The plot of one quantity over one task's (ordered) runs; nil when no run has data for it.
+    public static func plot(task: String, quantity q: Quantity, runs: [RunLog]) -> String? {
+        var series: [SVGPlot.Series] = []
+        var ks = Set<Int>()
+        var benchmarks = Set<String>()
+        var colorIndex = 0
+        for r in runs {
+            let records: [RunRecord] = q.kind == "train" ? r.train : q.kind == "eval" ? r.eval : r.downstream
+            let pts = r.points(records, q.key)
+            let color: String
+            if r.isBase { color = baseColor } else { color = palette[colorIndex % palette.count]; colorIndex += 1 }
+            guard pts.contains(where: { $0.y.isFinite }) else { continue }
+            for rec in records where rec.numbers[q.key] != nil {
+                if let k = rec["k"] { ks.insert(Int(k)) }
+                if let b = rec.strings["benchmark"] { benchmarks.insert(b) }
+            }
+            series.append(SVGPlot.Series(name: r.label, points: pts, color: color, smooth: q.smooth))
+        }
+        guard !series.isEmpty else { return nil }
+        var what = q.title
+        var yLabel = q.yLabel
+        if q == .passk, ks.count == 1, let k = ks.first {
+            what = "downstream pass@\(k)"
+            yLabel = "pass@\(k)"
+        }
+        if !benchmarks.isEmpty { what += " (\(benchmarks.sorted().joined(separator: ", ")))" }
+        return SVGPlot(title: "\(task): \(what)", xLabel: "optimizer step", yLabel: yLabel, series: series).render()
+    }
+
+    // MARK: the report
+
+    /// Writes one SVG per (task, quantity) that has data and the Markdown document
+    /// `tableName` into `out` (created if missing); returns the Markdown.
+    @discardableResult
+    public static func write(runs: [RunLog], to out: String, tableName: String = "README.md") throws -> String {
+        guard !runs.isEmpty else { throw ReportError("no runs to report") }
+        do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
+            throw ReportError("cannot create \(out): \(error.localizedDescription)")
+        }
+        var md = "# Training runs\n\n"
+        md += "Generated by `ebft-dist report` from \(runs.count) run director\(runs.count == 1 ? "y" : "ies"). "
+        md += "\"final\" is the record with the largest step; \(dash) means the run has no such value. "
+        md += "Total wall time sums time_step, time_eval and time_downstream.\n"
+        for task in tasks(runs) {
+            let rs = ordered(runs.filter { $0.task == task })
+            md += "\n## Task `\(task)`\n\n" + table(task: task, runs: rs) + "\n"
+            md += "Runs: " + rs.map { "`\(cell($0.label))` = `\(cell($0.dir))`" }.joined(separator: ", ") + ".\n"
+            for q in Quantity.allCases {
+                guard let svg = plot(task: task, quantity: q, runs: rs) else { continue }
+                let name = plotName(task: task, quantity: q)
+                try writeFile(svg, (out as NSString).appendingPathComponent(name))
+                md += "\n![\(task): \(q.title)](\(name))\n"
+            }
+        }
+        try writeFile(md, (out as NSString).appendingPathComponent(tableName))
+        return md
+    }
+
+    static func writeFile(_ text: String, _ path: String) throws {
+        do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+            throw ReportError("cannot write \(path): \(error.localizedDescription)")
+        }
+    }
+}

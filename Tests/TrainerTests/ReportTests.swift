@@ -1,0 +1,317 @@
+import XCTest
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+@testable import Trainer
+
+/// Collects the drawn elements of an SVG (and fails on malformed XML).
+private final class SVGCollector: NSObject, XMLParserDelegate {
+    var polylines: [(cls: String, run: String, points: Int)] = []
+    var baselines: [(run: String, dashed: Bool)] = []
+    var texts: [String] = []
+    private var inText = false
+    private var text = ""
+
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+                attributes a: [String: String] = [:]) {
+        if name == "polyline" {
+            let n = (a["points"] ?? "").split(separator: " ").count
+            polylines.append((a["class"] ?? "", a["data-run"] ?? "", n))
+        } else if name == "line", a["class"] == "baseline" {
+            baselines.append((a["data-run"] ?? "", a["stroke-dasharray"] != nil))
+        } else if name == "text" {
+            inText = true
+            text = ""
+        }
+    }
+
+    func parser(_ parser: XMLParser, foundCharacters string: String) { if inText { text += string } }
+
+    func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
+        if name == "text" { texts.append(text); inText = false }
+    }
+
+    func series(_ cls: String = "series") -> [String: Int] {
+        var d: [String: Int] = [:]
+        for p in polylines where p.cls == cls { d[p.run] = p.points }
+        return d
+    }
+}
+
+final class ReportTests: XCTestCase {
+    var root = ""
+
+    override func setUpWithError() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    // MARK: synthetic runs
+
+    /// One metrics line; nil values are written as null, keys sorted.
+    private func rec(_ step: Int, _ kind: String, _ fields: [String: Double?] = [:], strings: [String: String] = [:]) -> String {
+        var parts = ["\"step\":\(step)", "\"kind\":\"\(kind)\""]
+        for (k, v) in fields.sorted(by: { $0.key < $1.key }) { parts.append("\"\(k)\":" + (v.map { "\($0)" } ?? "null")) }
+        for (k, v) in strings.sorted(by: { $0.key < $1.key }) { parts.append("\"\(k)\":\"\(v)\"") }
+        return "{" + parts.joined(separator: ",") + "}"
+    }
+
+    private func eval(_ step: Int, ce: Double, fm: Double?, time: Double) -> String {
+        rec(step, "eval", ["eval_ce": ce, "eval_perplexity": exp(ce), "eval_feature_matching_loss": fm, "time_eval": time])
+    }
+
+    private func humaneval(_ step: Int, pass1: Double, passk: Double, time: Double) -> String {
+        rec(step, "downstream", ["problems": 164, "samples": 4, "pass1": pass1, "passk": passk, "k": 4, "time_downstream": time],
+            strings: ["task": "qa-code", "benchmark": "humaneval"])
+    }
+
+    private func bleu(_ step: Int, _ b: Double, time: Double) -> String {
+        rec(step, "downstream", ["pairs": 200, "bleu": b, "time_downstream": time],
+            strings: ["task": "translation", "benchmark": "de-en"])
+    }
+
+    private func train(_ steps: ClosedRange<Int>, method: String, time: (Int) -> Double, reward: Bool,
+                       nullCE: Int? = nil) -> [String] {
+        steps.map { s in
+            var f: [String: Double?] = ["ce": s == nullCE ? nil : 1.3 - 0.01 * Double(s), "loss": 1.0,
+                                        "grad_norm": 0.5, "time_step": time(s), "generated_tokens": 64]
+            if reward { f["reward"] = 0.1 * Double(s) }
+            return rec(s, "train", f, strings: ["method": method])
+        }
+    }
+
+    @discardableResult
+    private func makeRun(_ name: String, task: String, method: String, steps: Int, lines: [String]) throws -> String {
+        let dir = root + "/runs/" + name
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let config = "model: null\ntask: \(task)\nmethod: \(method)\nsteps: \(steps)\nlearning-rate: 1.0e-06\n"
+        try config.write(toFile: dir + "/config.yaml", atomically: true, encoding: .utf8)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    /// Two tasks: qa-code (base, sft, rlvr, ebft) and translation (base, sft, two ebft runs).
+    private func makeRuns() throws -> [String] {
+        var dirs: [String] = []
+        // qa-code. Listed out of order on purpose: the report orders base, sft, rlvr, ebft.
+        dirs.append(try makeRun("qa-ebft", task: "qa-code", method: "ebft", steps: 12, lines:
+            [eval(0, ce: 1.25, fm: 0.5, time: 5), humaneval(0, pass1: 0.04, passk: 0.09, time: 50)]
+            + train(1...12, method: "ebft", time: { _ in 3 }, reward: true)
+            + [eval(12, ce: 1.23456, fm: 0.333333, time: 5), humaneval(12, pass1: 0.07, passk: 0.15, time: 50)]))
+        dirs.append(try makeRun("qa-base", task: "qa-code", method: "ebft", steps: 0, lines:
+            [eval(0, ce: 1.25, fm: 0.5, time: 10), humaneval(0, pass1: 0.04, passk: 0.09, time: 300)]))
+        dirs.append(try makeRun("qa-rlvr", task: "qa-code", method: "rlvr", steps: 6, lines:
+            [eval(0, ce: 1.25, fm: 0.5, time: 2)]
+            + train(1...6, method: "rlvr", time: { _ in 1 }, reward: true)
+            + [eval(6, ce: 1.3, fm: nil, time: 2)]))
+        dirs.append(try makeRun("qa-sft", task: "qa-code", method: "sft", steps: 12, lines:
+            [eval(0, ce: 1.25, fm: 0.5, time: 10)]
+            + train(1...6, method: "sft", time: { Double($0) }, reward: false, nullCE: 5)
+            + [eval(6, ce: 1.2, fm: 0.45, time: 10)]
+            + train(7...12, method: "sft", time: { Double($0) }, reward: false)
+            + [eval(12, ce: 1.125, fm: 0.41, time: 10.5), humaneval(12, pass1: 0.0625, passk: 0.125, time: 100)]))
+        // translation
+        dirs.append(try makeRun("tr-base", task: "translation", method: "ebft", steps: 0, lines:
+            [eval(0, ce: 2.0, fm: 0.7, time: 4), bleu(0, 1.234, time: 90)]))
+        dirs.append(try makeRun("tr-ebft-b", task: "translation", method: "ebft", steps: 3, lines:
+            [eval(0, ce: 2.0, fm: 0.7, time: 4)] + train(1...3, method: "ebft", time: { _ in 20 }, reward: true)
+            + [eval(3, ce: 1.95, fm: 0.65, time: 4), bleu(3, 2.5, time: 60)]))
+        dirs.append(try makeRun("tr-ebft-a", task: "translation", method: "ebft", steps: 4, lines:
+            [eval(0, ce: 2.0, fm: 0.7, time: 4)] + train(1...4, method: "ebft", time: { _ in 10 }, reward: true)
+            + [eval(4, ce: 1.9, fm: 0.6, time: 4), bleu(4, 3.456, time: 90)]))
+        dirs.append(try makeRun("tr-sft", task: "translation", method: "sft", steps: 2, lines:
+            [eval(0, ce: 2.0, fm: 0.7, time: 4)] + train(1...2, method: "sft", time: { _ in 7 }, reward: false)
+            + [eval(2, ce: 1.98, fm: 0.69, time: 4)]))
+        return dirs
+    }
+
+    private func loadRuns(_ dirs: [String], overrides: [String: String] = [:]) throws -> [RunLog] {
+        var runs = try dirs.map { try RunLog.load(dir: $0) }
+        Report.assignLabels(&runs, overrides: overrides)
+        return runs
+    }
+
+    private func svg(_ out: String, _ name: String) throws -> SVGCollector {
+        let data = try Data(contentsOf: URL(fileURLWithPath: out + "/" + name))
+        let parser = XMLParser(data: data)
+        let c = SVGCollector()
+        parser.delegate = c
+        XCTAssertTrue(parser.parse(), "\(name) is not well-formed XML: \(String(describing: parser.parserError))")
+        return c
+    }
+
+    /// The table rows (lines starting with "| ") of one task's section.
+    private func tableRows(_ md: String, task: String) -> [String] {
+        let sections = ("\n" + md).components(separatedBy: "\n## Task ")
+        guard let s = sections.first(where: { $0.hasPrefix("`\(task)`") }) else { return [] }
+        return s.split(separator: "\n").map(String.init).filter { $0.hasPrefix("| ") }
+    }
+
+    // MARK: tests
+
+    func testLoadParsesKindsLabelsAndNulls() throws {
+        let dirs = try makeRuns()
+        let runs = try loadRuns(dirs)
+        let sft = try XCTUnwrap(runs.first { $0.dirName == "qa-sft" })
+        XCTAssertEqual(sft.task, "qa-code")
+        XCTAssertEqual(sft.method, "sft")
+        XCTAssertEqual(sft.train.map(\.step), Array(1...12))
+        XCTAssertEqual(sft.eval.map(\.step), [0, 6, 12])
+        XCTAssertEqual(sft.downstream.map(\.step), [12])
+        XCTAssertNil(sft.train[4]["ce"], "null is not a value")
+        XCTAssertTrue(sft.train[4].numbers["ce"]!.isNaN)
+        XCTAssertNil(sft.train[0]["reward"])
+        XCTAssertEqual(sft.downstream[0].strings["benchmark"], "humaneval")
+
+        XCTAssertEqual(runs.map(\.label), ["ebft", "base", "rlvr", "sft", "base", "ebft (tr-ebft-b)", "ebft (tr-ebft-a)", "sft"])
+        XCTAssertTrue(runs[1].isBase)
+        XCTAssertFalse(runs[0].isBase)
+    }
+
+    func testLabelOverrides() throws {
+        let dirs = try makeRuns()
+        let o = try Report.labelOverrides([dirs[0] + "=EBFT lr=1e-6", dirs[5] + "/=ebft"], dirs: dirs)
+        XCTAssertEqual(o, [dirs[0]: "EBFT lr=1e-6", dirs[5]: "ebft"])
+        let runs = try loadRuns(dirs, overrides: o)
+        XCTAssertEqual(runs[0].label, "EBFT lr=1e-6")
+        // Overriding one translation run to "ebft" still clashes with the other: both get the suffix.
+        XCTAssertEqual(runs[5].label, "ebft (tr-ebft-b)")
+        XCTAssertEqual(runs[6].label, "ebft (tr-ebft-a)")
+        // Markup in a label is escaped in the SVG and the Markdown table.
+        let odd = try loadRuns(dirs, overrides: [dirs[3]: "sft <a|b> & co"])
+        let md = try Report.write(runs: odd, to: root + "/odd")
+        XCTAssertEqual(try svg(root + "/odd", "qa-code-val-ce.svg").series()["sft <a|b> & co"], 3)
+        XCTAssertTrue(md.contains("| sft <a\\|b> & co | sft |"), md)
+        XCTAssertThrowsError(try Report.labelOverrides([root + "/elsewhere=x"], dirs: dirs))
+        XCTAssertThrowsError(try Report.labelOverrides(["noequals"], dirs: dirs))
+    }
+
+    func testFilesPlotsAndTables() throws {
+        let runs = try loadRuns(try makeRuns())
+        let out = root + "/out/nested"
+        let md = try Report.write(runs: runs, to: out)
+
+        let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+        XCTAssertEqual(files, ["README.md",
+                               "qa-code-pass1.svg", "qa-code-passk.svg", "qa-code-reward.svg", "qa-code-train-ce.svg", "qa-code-val-ce.svg",
+                               "translation-bleu.svg", "translation-reward.svg", "translation-train-ce.svg", "translation-val-ce.svg"])
+        XCTAssertEqual(try String(contentsOfFile: out + "/README.md", encoding: .utf8), md)
+
+        // Reward: only the methods that have one; sft and base have none. 12 points > 10: smoothed.
+        var s = try svg(out, "qa-code-reward.svg")
+        XCTAssertEqual(s.series(), ["rlvr": 6, "ebft": 12])
+        XCTAssertEqual(s.series("smoothed"), ["ebft": 12])
+        XCTAssertTrue(s.baselines.isEmpty)
+        XCTAssertTrue(s.texts.contains("training reward (each method's own)"))
+
+        // Train CE: sft's null at step 5 is skipped.
+        s = try svg(out, "qa-code-train-ce.svg")
+        XCTAssertEqual(s.series(), ["sft": 11, "rlvr": 6, "ebft": 12])
+        XCTAssertEqual(s.series("smoothed"), ["sft": 11, "ebft": 12])
+
+        // Validation CE: the base run (step 0 only) is a dashed line.
+        s = try svg(out, "qa-code-val-ce.svg")
+        XCTAssertEqual(s.series(), ["sft": 3, "rlvr": 2, "ebft": 2])
+        XCTAssertEqual(s.baselines.map(\.run), ["base"])
+        XCTAssertEqual(s.baselines.map(\.dashed), [true])
+        XCTAssertTrue(s.texts.contains("base"))
+        XCTAssertTrue(s.texts.contains("validation CE (nats/token)"))
+
+        s = try svg(out, "qa-code-pass1.svg")
+        XCTAssertEqual(s.series(), ["sft": 1, "ebft": 2])
+        XCTAssertEqual(s.baselines.map(\.run), ["base"])
+        s = try svg(out, "qa-code-passk.svg")
+        XCTAssertTrue(s.texts.contains("pass@4"))
+
+        s = try svg(out, "translation-bleu.svg")
+        XCTAssertEqual(s.series(), ["ebft (tr-ebft-a)": 1, "ebft (tr-ebft-b)": 1])
+        XCTAssertEqual(s.baselines.map(\.run), ["base"])
+        s = try svg(out, "translation-val-ce.svg")
+        XCTAssertEqual(s.series(), ["sft": 2, "ebft (tr-ebft-a)": 2, "ebft (tr-ebft-b)": 2])
+        for f in files where f.hasSuffix(".svg") { _ = try svg(out, f) }
+
+        XCTAssertEqual(tableRows(md, task: "qa-code"), [
+            "| run | method | optimizer steps | final val CE | final feature-matching loss | pass@1 | pass@4 | mean step time (s) | total wall time (s) |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| base | — (base model) | 0 | 1.2500 | 0.5000 | 0.0400 | 0.0900 | — | 310.0 |",
+            "| sft | sft | 12 | 1.1250 | 0.4100 | 0.0625 | 0.1250 | 6.5 | 208.5 |",
+            "| rlvr | rlvr | 6 | 1.3000 | — | — | — | 1.0 | 10.0 |",
+            "| ebft | ebft | 12 | 1.2346 | 0.3333 | 0.0700 | 0.1500 | 3.0 | 146.0 |",
+        ])
+        XCTAssertEqual(tableRows(md, task: "translation"), [
+            "| run | method | optimizer steps | final val CE | final feature-matching loss | BLEU | mean step time (s) | total wall time (s) |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| base | — (base model) | 0 | 2.0000 | 0.7000 | 1.23 | — | 94.0 |",
+            "| sft | sft | 2 | 1.9800 | 0.6900 | — | 7.0 | 22.0 |",
+            "| ebft (tr-ebft-a) | ebft | 4 | 1.9000 | 0.6000 | 3.46 | 10.0 | 138.0 |",
+            "| ebft (tr-ebft-b) | ebft | 3 | 1.9500 | 0.6500 | 2.50 | 20.0 | 128.0 |",
+        ])
+        // Tasks in order, plots embedded below their table, the printed tables are the same.
+        let qa = try XCTUnwrap(md.range(of: "## Task `qa-code`")), tr = try XCTUnwrap(md.range(of: "## Task `translation`"))
+        XCTAssertLessThan(qa.lowerBound, tr.lowerBound)
+        let embed = try XCTUnwrap(md.range(of: "](qa-code-val-ce.svg)"))
+        XCTAssertTrue(qa.upperBound < embed.lowerBound && embed.lowerBound < tr.lowerBound)
+        XCTAssertTrue(md.contains("](translation-bleu.svg)"))
+        XCTAssertFalse(md.contains("translation-pass1"))
+        let printed = Report.tables(runs: runs)
+        XCTAssertEqual(tableRows(printed, task: "qa-code"), tableRows(md, task: "qa-code"))
+    }
+
+    func testDeterministicOutput() throws {
+        let dirs = try makeRuns()
+        try Report.write(runs: try loadRuns(dirs), to: root + "/a", tableName: "runs.md")
+        try Report.write(runs: try loadRuns(dirs), to: root + "/b", tableName: "runs.md")
+        let fm = FileManager.default
+        let a = try fm.contentsOfDirectory(atPath: root + "/a").sorted()
+        XCTAssertEqual(a, try fm.contentsOfDirectory(atPath: root + "/b").sorted())
+        XCTAssertTrue(a.contains("runs.md"))
+        XCTAssertFalse(a.contains("README.md"))
+        for f in a {
+            XCTAssertEqual(fm.contents(atPath: root + "/a/" + f), fm.contents(atPath: root + "/b/" + f), f)
+        }
+    }
+
+    func testMalformedMetricsLineIsNamed() throws {
+        let dir = try makeRun("bad", task: "code", method: "ebft", steps: 2,
+                              lines: [eval(0, ce: 1, fm: 1, time: 1), "", "{\"step\":1,\"kind\":\"train\",", "{}"])
+        XCTAssertThrowsError(try RunLog.load(dir: dir)) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains(dir + "/metrics.jsonl"), m)
+            XCTAssertTrue(m.contains("line 3"), m)
+        }
+        let dir2 = try makeRun("nokind", task: "code", method: "ebft", steps: 2, lines: [eval(0, ce: 1, fm: 1, time: 1), "{\"step\":1}"])
+        XCTAssertThrowsError(try RunLog.load(dir: dir2)) { e in XCTAssertTrue("\(e)".contains("line 2"), "\(e)") }
+        let dir3 = try makeRun("nostep", task: "code", method: "ebft", steps: 2, lines: ["{\"kind\":\"eval\",\"eval_ce\":1}"])
+        XCTAssertThrowsError(try RunLog.load(dir: dir3)) { e in XCTAssertTrue("\(e)".contains("line 1"), "\(e)") }
+    }
+
+    func testMissingConfigNamesDirectory() throws {
+        let dir = root + "/runs/noconfig"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "".write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try RunLog.load(dir: dir)) { e in
+            XCTAssertTrue("\(e)".contains(dir), "\(e)")
+            XCTAssertTrue("\(e)".contains("config.yaml"), "\(e)")
+        }
+        XCTAssertThrowsError(try RunLog.load(dir: root + "/runs/absent"))
+        XCTAssertThrowsError(try Report.write(runs: [], to: root + "/empty"))
+    }
+
+    func testNiceTicks() {
+        XCTAssertEqual(SVGPlot.niceStep(0.23), 0.25)
+        XCTAssertEqual(SVGPlot.niceStep(3), 5)
+        XCTAssertEqual(SVGPlot.niceStep(120), 200)
+        let s = SVGPlot.niceScale(lo: 0.13, hi: 0.87, count: 5)
+        XCTAssertEqual(s.step, 0.2, accuracy: 1e-12)
+        XCTAssertEqual(s.lo, 0, accuracy: 1e-12)
+        XCTAssertEqual(s.hi, 1.0, accuracy: 1e-12)
+        XCTAssertEqual(SVGPlot.ticks(lo: -0.5, hi: 0.5, step: 0.25).map { SVGPlot.label($0, decimals: SVGPlot.decimals(for: 0.25)) },
+                       ["-0.50", "-0.25", "0.00", "0.25", "0.50"])
+        XCTAssertEqual(SVGPlot.escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;")
+        XCTAssertEqual(SVGPlot.movingAverage([1, 2, 3, 4, 5, 6], window: 5), [2, 2.5, 3, 4, 4.5, 5])
+    }
+}
