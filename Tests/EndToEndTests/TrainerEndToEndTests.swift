@@ -100,7 +100,7 @@ final class TrainerEndToEndTests: XCTestCase {
     }
 
     /// `--set method=sft`: teacher-forced CE on the chunks, every rank training on its share;
-    /// the same run for np 1 and np 3, validation CE falls; rlvr is refused with a clear error.
+    /// the same run for np 1 and np 3, validation CE falls.
     func testSFTBaseline() throws {
         var args = ["train"] + Self.tiny.map { $0 == "3" ? "4" : $0 } + ["--set", "method=sft"]
         args[args.firstIndex(of: "learning-rate=1e-3")!] = "learning-rate=1e-2"
@@ -120,9 +120,73 @@ final class TrainerEndToEndTests: XCTestCase {
         }
         let ce = runs[0].compactMap { $0["eval_ce"] as? Double }
         XCTAssertLessThan(ce.last!, ce.first! - 0.05, "validation CE should fall under SFT: \(ce)")
-        let rlvr = try MPIRun.run(np: 1, ["train"] + Self.tiny + ["--set", "method=rlvr", "--run-dir", try runDir("rlvr")])
-        XCTAssertFalse(rlvr.succeeded)
-        XCTAssertTrue(rlvr.stderr.contains("rlvr is not implemented"), "\(rlvr)")
+    }
+
+    /// `--set method=rlvr` on translation (reward: sentence BLEU of the model's completions):
+    /// the same rewards, advantages, losses and gradient norms for np 1 and np 2, and the
+    /// downstream BLEU (every `eval-down-every` steps, split across ranks) the same too;
+    /// `--eval-only` writes the step-0 evaluations of the same weights and trains nothing.
+    func testRLVRBaselineWithDownstreamEvaluation() throws {
+        let args = ["train"] + Self.tiny + ["--set", "task=translation", "--set", "method=rlvr",
+                                            "--set", "rlvr-questions=4", "--set", "rlvr-max-new-tokens=6",
+                                            "--set", "eval-down-every=2", "--set", "eval-down-limit=6",
+                                            "--set", "eval-down-max-new-tokens=6"]
+        var runs: [[[String: Any]]] = []
+        var dirs: [String] = []
+        for np in [1, 2] {
+            let dir = try runDir("rlvr\(np)")
+            dirs.append(dir)
+            let out = try MPIRun.run(np: np, args + ["--run-dir", dir], timeout: 180)
+            XCTAssertTrue(out.succeeded, "\(out)")
+            runs.append(try metrics(dir))
+        }
+        XCTAssertEqual(runs[0].count, runs[1].count)
+        for (a, b) in zip(runs[0], runs[1]) {
+            XCTAssertEqual(a["kind"] as? String, b["kind"] as? String)
+            for key in ["reward", "reward_passn", "advantage_abs_mean", "loss", "grad_norm", "eval_ce", "bleu"] {
+                guard let x = a[key] as? Double else { continue }
+                XCTAssertEqual(x, try XCTUnwrap(b[key] as? Double), accuracy: 1e-5 * max(1, abs(x)), key)
+            }
+        }
+        let train = runs[0].filter { $0["kind"] as? String == "train" }
+        XCTAssertEqual(train.count, 3)
+        for r in train {
+            XCTAssertEqual(r["method"] as? String, "rlvr")
+            let reward = try XCTUnwrap(r["reward"] as? Double)
+            XCTAssertTrue(reward >= 0 && reward <= 1, "\(reward)")
+        }
+        XCTAssertGreaterThan(train.compactMap { $0["advantage_abs_mean"] as? Double }.max() ?? 0, 0,
+                             "sentence BLEU should separate some samples")
+        let down = runs[0].filter { $0["kind"] as? String == "downstream" }
+        XCTAssertEqual(down.compactMap { $0["step"] as? Int }, [0, 2, 3])
+        for d in down {
+            XCTAssertEqual(d["benchmark"] as? String, "de-en")
+            XCTAssertEqual(d["pairs"] as? Int, 6)
+            XCTAssertNotNil(d["bleu"] as? Double)
+        }
+        // --eval-only: the same step-0 evaluations, nothing trained, no checkpoint.
+        let dir = try runDir("rlvr-eval-only")
+        let out = try MPIRun.run(np: 2, args + ["--run-dir", dir, "--eval-only"], timeout: 120)
+        XCTAssertTrue(out.succeeded, "\(out)")
+        let base = try metrics(dir)
+        XCTAssertEqual(base.compactMap { $0["kind"] as? String }, ["eval", "downstream"])
+        XCTAssertEqual(base[1]["bleu"] as? Double ?? -1, down[0]["bleu"] as? Double ?? -2, accuracy: 1e-9)
+        XCTAssertEqual(base[0]["eval_ce"] as? Double ?? -1, runs[0][0]["eval_ce"] as? Double ?? -2, accuracy: 1e-6)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/checkpoints"))
+        // The report over the base and the RLVR run: plots and the table.
+        let out2 = try runDir("report")
+        let rep = try MPIRun.runDirect(["report", dir, dirs[0], "--out", out2], timeout: 60)
+        XCTAssertTrue(rep.succeeded, "\(rep)")
+        let md = try String(contentsOfFile: out2 + "/README.md", encoding: .utf8)
+        XCTAssertTrue(md.contains("| base |") && md.contains("| rlvr |"), md)
+        for f in ["translation-bleu.svg", "translation-reward.svg", "translation-val-ce.svg"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out2 + "/" + f), f)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out2 + "/translation-pass1.svg"))
+        // RLVR needs an explicit step count.
+        let noSteps = try MPIRun.run(np: 1, args.map { $0 == "3" ? "0" : $0 } + ["--run-dir", try runDir("rlvr-nosteps")])
+        XCTAssertFalse(noSteps.succeeded)
+        XCTAssertTrue(noSteps.stderr.contains("method rlvr needs an explicit number of steps"), "\(noSteps)")
     }
 
     func testBadRoleRequestIsAClearError() throws {

@@ -46,6 +46,21 @@ final class TrainConfigTests: XCTestCase {
         c = try TrainConfig.preset("small")
         c.topP = 0
         XCTAssertThrowsError(try c.validate()) { e in XCTAssertTrue("\(e)".contains("top-p"), "\(e)") }
+        // The downstream and RLVR fields.
+        for (field, value) in [("eval-down-samples", "0"), ("eval-down-every", "-1"), ("eval-down-top-p", "1.5"),
+                               ("rlvr-questions", "0"), ("rlvr-max-new-tokens", "0")] {
+            c = try TrainConfig.preset("small")
+            try c.set(field, to: value)
+            XCTAssertThrowsError(try c.validate()) { e in XCTAssertTrue("\(e)".contains("'\(field)'"), "\(field): \(e)") }
+        }
+        c = try TrainConfig.preset("small")
+        try c.apply(override: "method=rlvr")
+        XCTAssertTrue(c.runsColocated)
+        try c.validate()
+        c.samplesPerChunk = 1
+        XCTAssertThrowsError(try c.validate()) { e in XCTAssertTrue("\(e)".contains("leave-one-out"), "\(e)") }
+        try c.apply(override: "eval-down-start=false")
+        XCTAssertFalse(c.evalDownStart)
     }
 
     func testYAMLRoundTripAndFileOverlay() throws {
