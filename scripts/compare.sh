@@ -4,7 +4,8 @@
 # method, on the qa-code task (downstream: HumanEval, 164 problems, pass@1/pass@4) and the
 # translation task (downstream: corpus BLEU on 300 de→en test pairs).
 #
-# Usage: scripts/compare.sh [OUT_ROOT]     (default runs/compare; the report goes to
+# Usage: scripts/compare.sh [OUT_ROOT]     (default runs/compare; the report — report.md, the
+#        SVG plots and each run's config.yaml + metrics.jsonl under runs/ — goes to
 #        docs/results/comparison unless REPORT_DIR is set)
 # A run whose directory holds DONE is skipped, so an interrupted comparison can be continued.
 set -euo pipefail
@@ -45,4 +46,10 @@ for task in translation qa-code; do
   run "$task-ebft" "${args[@]}" --set method=ebft
 done
 
-"$bin" report "$root"/translation-{base,sft,rlvr,ebft} "$root"/qa-code-{base,sft,rlvr,ebft} --out "$report"
+# Keep each run's config and metrics next to the report (small files; enough to redraw it).
+for d in "$root"/translation-{base,sft,rlvr,ebft} "$root"/qa-code-{base,sft,rlvr,ebft}; do
+  mkdir -p "$report/runs/$(basename "$d")"
+  cp "$d/config.yaml" "$d/metrics.jsonl" "$d/DONE" "$report/runs/$(basename "$d")/"
+done
+"$bin" report "$report"/runs/translation-{base,sft,rlvr,ebft} "$report"/runs/qa-code-{base,sft,rlvr,ebft} \
+  --out "$report" --table-name report.md
