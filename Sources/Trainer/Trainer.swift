@@ -208,7 +208,7 @@ public final class Trainer {
     @discardableResult
     public func step() throws -> MetricsRecord? {
         let t = stepsDone
-        let c = context.config, g = context.geometry, n = c.samplesPerChunk
+        let c = context.config
         let start = Date()
         var times = PhaseTimes()
         var bytesSent = 0.0, bytesReceived = 0.0

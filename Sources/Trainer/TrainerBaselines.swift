@@ -41,15 +41,12 @@ extension Trainer {
         case "sft":
             return learner.accumulateCE(batch.map(\.chunk), totalSequences: chunks, layerReady: layerReady)
         case "rlvr":
-            let total = min(c.rlvrQuestions, rlvr?.count ?? 0) * c.samplesPerChunk
-            let s = learner.accumulateCompletions(prompts: rl.prompts, completions: rl.completions, advantages: rl.advantages,
-                                                  totalSequences: total, tokenScale: c.rlvrMaxNewTokens,
-                                                  pad: context.tokenizer.pad ?? context.tokenizer.eos, layerReady: layerReady)
-            // A rank whose completions were all empty still takes part in the bucketed all-reduce.
-            if s.sequences == 0, let layerReady {
-                for l in stride(from: context.policy.config.layers - 1, through: 0, by: -1) { layerReady(l) }
-            }
-            return s
+            let total = (rlvrSampler?.batchSize ?? 0) * c.samplesPerChunk
+            // A rank with nothing to train on starts every all-reduce bucket in `finish()`.
+            return learner.accumulateCompletions(prompts: rl.prompts, completions: rl.completions,
+                                                 advantages: rl.advantages, totalSequences: total,
+                                                 tokenScale: c.rlvrMaxNewTokens,
+                                                 pad: context.tokenizer.pad ?? context.tokenizer.eos, layerReady: layerReady)
         default:
             return learner.accumulate(batch, totalSequences: chunks * c.samplesPerChunk, layerReady: layerReady)
         }
