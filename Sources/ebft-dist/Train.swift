@@ -21,6 +21,8 @@ struct ConfigOptions: ParsableArguments {
     @Option(help: "Run directory for metrics, config and checkpoints.") var runDir: String?
     @Option(help: "Policy model (GGUF); default: the installed SmolLM2.") var model: String?
     @Option(help: "Random seed.") var seed: UInt64?
+    @Option(help: "Task: code, qa-code or translation (overrides the config's task).") var task: String?
+    @Option(help: "Method: ebft, or the baselines sft and rlvr (overrides the config's method).") var method: String?
 
     /// The configuration: `base` (a resumed run's) or the preset, then the file, then overrides.
     func resolve(base: TrainConfig? = nil) throws -> TrainConfig {
@@ -31,6 +33,8 @@ struct ConfigOptions: ParsableArguments {
         if let r = runDir { c.runDir = r }
         if let m = model { c.model = m }
         if let s = seed { c.seed = s }
+        if let t = task { c.task = t }
+        if let m = method { c.method = m }
         try c.validate()
         return c
     }

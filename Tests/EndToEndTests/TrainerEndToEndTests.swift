@@ -122,12 +122,12 @@ final class TrainerEndToEndTests: XCTestCase {
         XCTAssertLessThan(ce.last!, ce.first! - 0.05, "validation CE should fall under SFT: \(ce)")
     }
 
-    /// `--set method=rlvr` on translation (reward: sentence BLEU of the model's completions):
+    /// `--method rlvr` on translation (reward: sentence BLEU of the model's completions):
     /// the same rewards, advantages, losses and gradient norms for np 1 and np 2, and the
     /// downstream BLEU (every `eval-down-every` steps, split across ranks) the same too;
     /// `--eval-only` writes the step-0 evaluations of the same weights and trains nothing.
     func testRLVRBaselineWithDownstreamEvaluation() throws {
-        let args = ["train"] + Self.tiny + ["--set", "task=translation", "--set", "method=rlvr",
+        let args = ["train"] + Self.tiny + ["--task", "translation", "--method", "rlvr",
                                             "--set", "rlvr-questions=4", "--set", "rlvr-max-new-tokens=6",
                                             "--set", "eval-down-every=2", "--set", "eval-down-limit=6",
                                             "--set", "eval-down-max-new-tokens=6"]
