@@ -109,11 +109,7 @@ public enum Downstream {
         // never saw before indented code (byte-level BPE merges "\n" with the indentation), and
         // it derails the continuation into prose. The completion then starts with the newline,
         // and prompt + completion only gains a blank line.
-        let prompts = problems.map { p -> [Int32] in
-            var text = p.prompt
-            while text.last == "\n" { text.removeLast() }
-            return tokenizer.encode(text, allowSpecial: false)
-        }
+        let prompts = problems.map { codePrompt($0.prompt, tokenizer: tokenizer) }
         let ids = sample(model: model, prompts: prompts, samples: samples, maxNewTokens: maxNewTokens,
                          temperature: temperature, topP: topP, seed: seed, stop: [tokenizer.eos], promptKeys: promptKeys)
         let completions = try ids.map { try $0.map { try tokenizer.decode($0) } }
@@ -133,14 +129,27 @@ public enum Downstream {
     public static func translations(model: Transformer, tokenizer: BPETokenizer, pairs: [QAPair], promptKeys: [UInt64]?,
                                     maxNewTokens: Int, temperature: Float, topP: Float, seed: UInt64) throws -> [String] {
         let prompts = pairs.map { tokenizer.encode($0.question, allowSpecial: false) }
-        var stop: Set<Int32> = [tokenizer.eos]
-        if let nl = tokenizer.id(of: "Ċ") { stop.insert(nl) }
         let ids = sample(model: model, prompts: prompts, samples: 1, maxNewTokens: maxNewTokens,
-                         temperature: temperature, topP: topP, seed: seed, stop: stop, promptKeys: promptKeys)
+                         temperature: temperature, topP: topP, seed: seed, stop: lineStops(tokenizer), promptKeys: promptKeys)
         return try ids.map { TranslationPairs.cleanHypothesis(try tokenizer.decode($0[0])) }
     }
 
-    public static func references(_ pairs: [QAPair]) -> [String] {
-        pairs.map { $0.answer.trimmingCharacters(in: .whitespaces) }
+    public static func references(_ pairs: [QAPair]) -> [String] { pairs.map(reference) }
+
+    /// The reference translation of a pair (its answer without the leading space).
+    public static func reference(_ pair: QAPair) -> String { pair.answer.trimmingCharacters(in: .whitespaces) }
+
+    /// A code prompt's tokens, without its trailing newlines (see `humanEvalRun`).
+    public static func codePrompt(_ prompt: String, tokenizer: BPETokenizer) -> [Int32] {
+        var text = prompt
+        while text.last == "\n" { text.removeLast() }
+        return tokenizer.encode(text, allowSpecial: false)
+    }
+
+    /// Where a one-line answer (a translation) ends: EOS or a newline token.
+    public static func lineStops(_ tokenizer: BPETokenizer) -> Set<Int32> {
+        var stop: Set<Int32> = [tokenizer.eos]
+        if let nl = tokenizer.id(of: "Ċ") { stop.insert(nl) }
+        return stop
     }
 }

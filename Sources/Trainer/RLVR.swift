@@ -40,19 +40,13 @@ public final class RLVRTask {
         case .code(let problems):
             guard let sandbox else { throw TrainerError.data("RLVR on code needs the sandbox") }
             self.sandbox = sandbox
-            // As for HumanEval: the prompt without its trailing newline (see Downstream.humanEval).
-            prompts = problems.map { p -> [Int32] in
-                var text = p.modelPrompt
-                while text.last == "\n" { text.removeLast() }
-                return tokenizer.encode(text, allowSpecial: false)
-            }
+            // As for HumanEval: the prompt without its trailing newline.
+            prompts = problems.map { Downstream.codePrompt($0.modelPrompt, tokenizer: tokenizer) }
             stop = [tokenizer.eos]
         case .translation(let pairs):
             self.sandbox = nil
             prompts = pairs.map { tokenizer.encode($0.question, allowSpecial: false) }
-            var s: Set<Int32> = [tokenizer.eos]
-            if let nl = tokenizer.id(of: "Ċ") { s.insert(nl) }
-            stop = s
+            stop = Downstream.lineStops(tokenizer)
         }
         guard !prompts.isEmpty else { throw TrainerError.data("RLVR has no training questions") }
     }
@@ -65,14 +59,10 @@ public final class RLVRTask {
                             share: (inout [Int32]) throws -> Void) throws -> RLVRTask {
         switch c.task {
         case "translation":
-            var o = TranslationPairs.Options()
-            o.testFraction = c.validationFraction
-            return try RLVRTask(source: .translation(try TranslationPairs.load(options: o).train), tokenizer: tokenizer,
-                                sandbox: nil)
+            return try RLVRTask(source: .translation(try TranslationPairs.load(options: c.translationOptions).train),
+                                tokenizer: tokenizer, sandbox: nil)
         default:
-            var o = QACodePairs.Options()
-            o.testFraction = c.validationFraction
-            let all = try DoctestProblems.load(root: c.corpusRoot, options: o).train
+            let all = try DoctestProblems.load(root: c.corpusRoot, options: c.qaCodeOptions).train
             let sandbox = try Sandbox()
             var kept: [Int32] = []
             if isDecider {
@@ -107,7 +97,7 @@ public final class RLVRTask {
             return questions.enumerated().map { i, q in
                 texts[i].map { text in
                     BLEU.sentence(hypothesis: TranslationPairs.cleanHypothesis(text),
-                                  reference: pairs[q].answer.trimmingCharacters(in: .whitespaces)).score / 100
+                                  reference: Downstream.reference(pairs[q])).score / 100
                 }
             }
         }

@@ -97,14 +97,10 @@ public final class RunContext {
             let va = try corpus.chunks(.validation, encoder: tokenizer, chunkLength: P, pad: pad, remainder: .drop)
             return (tr.chunks, va.chunks, tr.skipped.count + va.skipped.count)
         case "qa-code":
-            var o = QACodePairs.Options()
-            o.testFraction = c.validationFraction
-            let split = try QACodePairs.load(root: c.corpusRoot, options: o)
+            let split = try QACodePairs.load(root: c.corpusRoot, options: c.qaCodeOptions)
             return (pack(split.train), pack(split.test), 0)
         case "translation":
-            var o = TranslationPairs.Options()
-            o.testFraction = c.validationFraction
-            let split = try TranslationPairs.load(options: o)
+            let split = try TranslationPairs.load(options: c.translationOptions)
             return (pack(split.train), pack(split.test), 0)
         default:
             throw ConfigError.invalid(field: "task", reason: "unknown task '\(c.task)'")
@@ -156,5 +152,21 @@ public final class RunContext {
     /// The chunks of optimizer step `t`: (global chunk id, tokens).
     public func chunks(step t: Int) -> [(id: Int, tokens: [Int32])] {
         chunkSampler.indices(step: t).map { ($0, train[$0].tokens) }
+    }
+}
+
+extension TrainConfig {
+    /// The task data options of this run: the held-out fraction is `validation-fraction`, the
+    /// same for packing, RLVR questions and downstream test pairs.
+    var qaCodeOptions: QACodePairs.Options {
+        var o = QACodePairs.Options()
+        o.testFraction = validationFraction
+        return o
+    }
+
+    var translationOptions: TranslationPairs.Options {
+        var o = TranslationPairs.Options()
+        o.testFraction = validationFraction
+        return o
     }
 }

@@ -95,9 +95,7 @@ extension Trainer {
         let c = context.config
         let d: DownstreamData
         if c.task == "translation" {
-            var o = TranslationPairs.Options()
-            o.testFraction = c.validationFraction
-            var pairs = try TranslationPairs.load(options: o).test
+            var pairs = try TranslationPairs.load(options: c.translationOptions).test
             if c.evalDownLimit > 0 { pairs = Array(pairs.prefix(c.evalDownLimit)) }
             d = .translation(pairs)
         } else {
