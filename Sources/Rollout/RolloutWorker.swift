@@ -57,6 +57,10 @@ public final class RolloutWorker {
     public struct Output: Sendable {
         public var experiences: [Experience]
         public var stats: RewardStats
+        /// The same statistics from the raw (unwhitened) features: with whitening off, equal to
+        /// `stats`. Their feature-matching proxy `align − div/2` is the unbiased estimate of
+        /// `‖φ_gt‖² − L_CFM` (spec §2.2), which the whitened one is not.
+        public var rawStats: RewardStats
         public var times: PhaseTimes
         public var generatedTokens: Int
     }
@@ -65,7 +69,7 @@ public final class RolloutWorker {
     public func run(chunks: [(id: Int, tokens: [Int32])], policyVersion: Int64) -> Output {
         let s = settings, g = s.geometry, n = s.samples
         let sampler = StridedSampler(model: policy, geometry: g, samples: n, options: s.sampling)
-        var out = Output(experiences: [], stats: RewardStats(), times: PhaseTimes(), generatedTokens: 0)
+        var out = Output(experiences: [], stats: RewardStats(), rawStats: RewardStats(), times: PhaseTimes(), generatedTokens: 0)
         for (id, x) in chunks {
             let rollouts = out.times.time("sample") { sampler.sample(chunk: x, id: id) }
             let f = out.times.time("features") { critic.features(chunk: x, rollouts: rollouts, geometry: g) }
@@ -75,6 +79,16 @@ public final class RolloutWorker {
                               groupId: UInt64(id))
             }
             out.stats.add(group, whiteningRequested: s.rewards.whitening)
+            if s.rewards.whitening {
+                var raw = s.rewards
+                raw.whitening = false
+                let r = out.times.time("reward") {
+                    Rewards.group(generated: f.generated, groundTruth: f.groundTruth, n: n, K: g.K, D: critic.width, options: raw)
+                }
+                out.rawStats.add(r, whiteningRequested: false)
+            } else {
+                out.rawStats.add(group, whiteningRequested: false)
+            }
             for i in 0..<n {
                 out.experiences.append(Experience(
                     chunkID: Int64(id), sample: Int32(i), chunk: x, generated: rollouts.tokens[i],

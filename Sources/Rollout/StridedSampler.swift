@@ -21,6 +21,12 @@ public struct ChunkRollouts: Equatable, Sendable {
     public var chunkID: Int
     public var tokens: [[Int32]]
     public var logProbs: [[Float]]
+
+    public init(chunkID: Int, tokens: [[Int32]], logProbs: [[Float]]) {
+        self.chunkID = chunkID
+        self.tokens = tokens
+        self.logProbs = logProbs
+    }
 }
 
 /// Strided block-parallel sampling (spec §4) with a KV cache: the chunk's keys/values are

@@ -62,6 +62,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     // MARK: evaluation, checkpoints, output
     public var evalEvery: Int = 100
     public var evalChunks: Int = 128
+    /// Sampling seeds per online evaluation: with more than one, the reward metrics are means
+    /// over the seeds with standard errors (`…_se`), so a change can be told from sampling noise.
+    public var evalSeeds: Int = 1
     public var saveEvery: Int = 0
     /// Downstream evaluation (HumanEval pass@1/pass@k for code tasks, corpus BLEU for
     /// translation; spec §10.2) every this many steps, 0 = never.
@@ -169,6 +172,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(steps > 0 || episodes >= 1, "episodes", "must be at least 1 when steps is 0")
         try need(evalEvery >= 0, "eval-every", "must be ≥ 0 (0 = never)")
         try need(evalChunks >= 1, "eval-chunks", "must be at least 1")
+        try need(evalSeeds >= 1, "eval-seeds", "must be at least 1")
         try need(saveEvery >= 0, "save-every", "must be ≥ 0 (0 = only at the end)")
         try need(!runDir.isEmpty, "run-dir", "must not be empty")
         try need(evalDownEvery >= 0, "eval-down-every", "must be ≥ 0 (0 = never)")
@@ -281,7 +285,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start"]
     static let integerFields: Set<String> = [
         "chunk-length", "context-length", "generate-length", "stride", "samples-per-chunk", "chunks-per-step",
-        "steps", "episodes", "seed", "eval-every", "eval-chunks", "save-every", "learners",
+        "steps", "episodes", "seed", "eval-every", "eval-chunks", "eval-seeds", "save-every", "learners",
         "eval-down-every", "eval-down-limit", "eval-down-samples", "eval-down-max-new-tokens",
         "rlvr-questions", "rlvr-max-new-tokens",
     ]
@@ -301,7 +305,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case learningRate = "learning-rate", warmupRatio = "warmup-ratio"
         case beta1, beta2, adamEps = "adam-eps", weightDecay = "weight-decay"
         case maxGradNorm = "max-grad-norm", steps, episodes, seed
-        case evalEvery = "eval-every", evalChunks = "eval-chunks", saveEvery = "save-every"
+        case evalEvery = "eval-every", evalChunks = "eval-chunks", evalSeeds = "eval-seeds", saveEvery = "save-every"
         case evalDownEvery = "eval-down-every", evalDownStart = "eval-down-start", evalDownLimit = "eval-down-limit"
         case evalDownSamples = "eval-down-samples", evalDownMaxNewTokens = "eval-down-max-new-tokens"
         case evalDownTemperature = "eval-down-temperature", evalDownTopP = "eval-down-top-p"

@@ -47,7 +47,8 @@ final class TrainerEndToEndTests: XCTestCase {
         var referenceWeights: [String: [Float]]?
         for (np, extra) in [(1, [String]()), (2, []), (3, []), (4, ["--learners", "2"]), (2, ["--colocate"])] {
             let dir = try runDir("np\(np)\(extra.joined())")
-            let out = try MPIRun.run(np: np, ["train"] + Self.tiny + ["--run-dir", dir] + extra, timeout: 120)
+            let out = try MPIRun.run(np: np, ["train"] + Self.tiny + ["--run-dir", dir, "--set", "eval-seeds=2"] + extra,
+                                     timeout: 120)
             XCTAssertTrue(out.succeeded, "\(out)")
             let m = try metrics(dir)
             let weights = try Self.safetensors(dir + "/checkpoints/step-000003/model.safetensors")
@@ -66,9 +67,17 @@ final class TrainerEndToEndTests: XCTestCase {
             }
             XCTAssertEqual(m.filter { $0["kind"] as? String == "train" }.count, 3, "\(out)")
             XCTAssertEqual(m.filter { $0["kind"] as? String == "eval" }.count, 3, "\(out)")
+            for e in m where e["kind"] as? String == "eval" {
+                // Two sampling seeds: means with standard errors; raw-feature metrics beside the
+                // whitened ones.
+                XCTAssertGreaterThan(try XCTUnwrap(e["eval_reward_pass1_se"] as? Double), 0)
+                XCTAssertNotNil(e["eval_objective_raw"] as? Double)
+            }
             guard let ref = reference else { reference = m; continue }
             for (a, b) in zip(ref, m) {
-                for key in ["reward", "alignment", "diversity", "ce", "grad_norm", "eval_ce", "eval_reward_pass1"] {
+                for key in ["reward", "alignment", "diversity", "ce", "grad_norm", "eval_ce", "eval_reward_pass1",
+                            "eval_reward_pass1_se", "eval_objective_raw", "eval_objective_raw_se",
+                            "eval_feature_matching_raw_pass1"] {
                     guard let x = a[key] as? Double else { continue }
                     let y = try XCTUnwrap(b[key] as? Double, "np \(np) \(extra): \(key) missing")
                     XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x)), "np \(np) \(extra): \(key) at step \(a["step"] ?? "?")")
@@ -100,10 +109,18 @@ final class TrainerEndToEndTests: XCTestCase {
     }
 
     /// `--set method=sft`: teacher-forced CE on the chunks, every rank training on its share;
-    /// the same run for np 1 and np 3, validation CE falls.
+    /// the same run for np 1 and np 3, validation CE falls at every evaluation.
+    ///
+    /// The learning rate keeps the run in the regime where a step's effect is first order: at
+    /// 3e-3 each AdamW step moves every weight by about 15 % of its initial scale (std 0.02) and
+    /// validation CE falls by 0.007 and then 0.017 (steps 0 → 2 → 4). At 1e-2 (half the weight
+    /// scale per step) the run overshoots and CE rises again at step 4 — a trajectory whose
+    /// direction is not a property of SFT. The margin, 1e-3 per evaluation, is far above the
+    /// spread across BLAS kernels (OpenBLAS cores Haswell, SkylakeX, Cooperlake, Zen and
+    /// Sandybridge give the same CE to 1e-7 here) and far below the decrease.
     func testSFTBaseline() throws {
         var args = ["train"] + Self.tiny.map { $0 == "3" ? "4" : $0 } + ["--set", "method=sft"]
-        args[args.firstIndex(of: "learning-rate=1e-3")!] = "learning-rate=1e-2"
+        args[args.firstIndex(of: "learning-rate=1e-3")!] = "learning-rate=3e-3"
         var runs: [[[String: Any]]] = []
         for np in [1, 3] {
             let dir = try runDir("sft\(np)")
@@ -119,7 +136,10 @@ final class TrainerEndToEndTests: XCTestCase {
             XCTAssertNil(a["reward"], "SFT samples nothing")
         }
         let ce = runs[0].compactMap { $0["eval_ce"] as? Double }
-        XCTAssertLessThan(ce.last!, ce.first! - 0.05, "validation CE should fall under SFT: \(ce)")
+        XCTAssertEqual(ce.count, 3, "evaluations at steps 0, 2, 4")
+        for (a, b) in zip(ce, ce.dropFirst()) {
+            XCTAssertLessThan(b, a - 1e-3, "validation CE should fall at every evaluation under SFT: \(ce)")
+        }
     }
 
     /// `--method rlvr` on translation (reward: sentence BLEU of the model's completions):
