@@ -35,7 +35,7 @@ final class CheckpointTests: XCTestCase {
 
     func state(_ step: Int) -> CheckpointState {
         CheckpointState(stepsDone: step, seed: UInt64.max - 12345, worldSize: 4, learners: 2, colocate: true,
-                        configYAML: "steps: 10\nrun-dir: \"runs/x y\"\nnote: 'ünïcode — \"quoted\"'\n",
+                        configYAML: "steps: 10\nlearning-rate: 1e-05\nrun-dir: \"runs/x y\"\nnote: 'ünïcode — \"quoted\"'\n",
                         info: ["git": "abc123", "loss": "0.25"])
     }
 
@@ -198,6 +198,75 @@ final class CheckpointTests: XCTestCase {
         try FileManager.default.removeItem(atPath: dir + "/state.json")
         XCTAssertThrowsError(try Checkpoint.load(dir, into: q, optimizer: &o2)) { e in
             XCTAssertTrue("\(e)".contains(dir + "/state.json") && "\(e)".contains("missing"), "\(e)")
+        }
+    }
+
+    /// Flips one byte in the middle of `path` (inside the tensor data of a safetensors file).
+    static func flipByte(_ path: String) throws {
+        let fh = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+        let size = try fh.seekToEnd()
+        try fh.seek(toOffset: size / 2)
+        let byte = try XCTUnwrap(fh.readData(ofLength: 1).first)
+        try fh.seek(toOffset: size / 2)
+        fh.write(Data([byte ^ 0x10]))
+        try fh.close()
+    }
+
+    /// One edited character in state.json (the step counter, the learning rate in the run's
+    /// configuration, the seed, Adam's step) is a checksum error naming state.json, from `load`
+    /// and `verify` alike; nothing is loaded.
+    func testEditedStateJSONIsAChecksumError() throws {
+        let run = try tempDir()
+        let (p, opt) = trained(seed: 12)
+        try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(1))
+        let dir = try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(2))
+        let path = dir + "/state.json"
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        let edits = [("\"steps_done\" : 2", "\"steps_done\" : 3"),
+                     ("learning-rate: 1e-05", "learning-rate: 1e-04"),
+                     ("\"seed\" : \(UInt64.max - 12345)", "\"seed\" : \(UInt64.max - 12344)"),
+                     ("\"adam_step\" : 3", "\"adam_step\" : 4")]
+        for (from, to) in edits {
+            XCTAssertEqual(original.components(separatedBy: from).count, 2, "'\(from)' once in \(original)")
+            try original.replacingOccurrences(of: from, with: to).write(toFile: path, atomically: true, encoding: .utf8)
+            let q = ParameterStore(config: p.config)
+            var o2 = AdamW(count: q.count)
+            XCTAssertThrowsError(try Checkpoint.load(dir, into: q, optimizer: &o2), to) { e in
+                guard case .checksumMismatch(let pth, _, _, _)? = e as? CheckpointError else { return XCTFail("\(to): \(e)") }
+                XCTAssertEqual(pth, path)
+                let msg = "\(e)"
+                XCTAssertTrue(msg.contains("state.json") && msg.contains("checksum"), msg)
+                XCTAssertTrue(msg.contains("step-000001"), "suggests the previous checkpoint: \(msg)")
+            }
+            XCTAssertEqual(q.squaredNorm(), 0, to)
+            XCTAssertThrowsError(try Checkpoint.verify(dir), to)
+        }
+        try original.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertNoThrow(try Checkpoint.verify(dir))
+    }
+
+    /// A checkpoint used as a model (`ModelSource.load`, what `--set model=`, `score`, `eval`
+    /// and `export` call; and `ParameterStore.loadHF`) is verified: one flipped byte in
+    /// model.safetensors is a checksum error naming the file. An intact checkpoint and a plain
+    /// HF directory (no state.json) load.
+    func testCheckpointUsedAsAModelIsVerified() throws {
+        let run = try tempDir()
+        let (p, opt) = trained(seed: 13)
+        let dir = try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(1))
+        let intact = try ModelSource.load(dir)
+        XCTAssertEqual(memcmp(p.pointer, intact.pointer, 4 * p.count), 0)
+        let plain = run + "/plain-hf"
+        try p.saveHF(directory: plain)
+        XCTAssertEqual(memcmp(p.pointer, try ModelSource.load(plain).pointer, 4 * p.count), 0)
+
+        let weights = dir + "/model.safetensors"
+        try Self.flipByte(weights)
+        for load in [{ try ModelSource.load(dir) }, { try ParameterStore.loadHF(directory: dir) }] {
+            XCTAssertThrowsError(try load()) { e in
+                guard case .checksumMismatch(let pth, _, _, _)? = e as? CheckpointError else { return XCTFail("\(e)") }
+                XCTAssertEqual(pth, weights)
+                XCTAssertTrue("\(e)".contains("model.safetensors") && "\(e)".contains("checksum"), "\(e)")
+            }
         }
     }
 
