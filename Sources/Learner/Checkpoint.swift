@@ -13,7 +13,12 @@ import Darwin
 //       optimizer.safetensors            Adam moments: 1-D F32 tensors "adam.m", "adam.v" (flat,
 //                                        parallel to the parameter buffer, padding included)
 //       state.json                       counters, seed, roles, run config, per-file size + XXH64
+//       state.json.xxh64                 the XXH64 of state.json (`CheckpointFiles`, in Model)
 //   RUN/checkpoints/latest               "step-000120\n" (written by temp file + rename)
+//
+// Every byte is covered by a checksum: a checkpoint is verified whenever it is read, to resume
+// (`load`) or as a model (`ParameterStore.loadHF`). Format version 1 had no state.json.xxh64;
+// such a checkpoint is still read, with a warning that its state is unverified.
 //
 // A checkpoint is built in `step-000120.tmp-<pid>/`, every file fsynced, the directory fsynced,
 // renamed to its final name, the parent fsynced, and only then is `latest` updated. So a crash
@@ -52,42 +57,18 @@ public struct CheckpointState: Equatable, Sendable {
     }
 }
 
-/// Everything that can go wrong saving, finding or loading a checkpoint. Descriptions name the
-/// file and, for damaged checkpoints, suggest the previous one.
-public enum CheckpointError: Error, CustomStringConvertible, LocalizedError, Equatable {
-    public var errorDescription: String? { description }
-
-    case noCheckpoint(path: String, reason: String)
-    case missingFile(path: String, hint: String)
-    case truncated(path: String, expectedBytes: Int, foundBytes: Int, hint: String)
-    case checksumMismatch(path: String, expected: String, found: String, hint: String)
-    case badState(path: String, problem: String, hint: String)
-    case mismatch(path: String, problem: String)
-    case writeFailed(path: String, reason: String)
-
-    public var description: String {
-        switch self {
-        case let .noCheckpoint(path, reason): return "\(path): no checkpoint to resume from: \(reason)"
-        case let .missingFile(path, hint): return "\(path): checkpoint file is missing. \(hint)"
-        case let .truncated(path, e, f, hint):
-            return "\(path): checkpoint file has \(f) bytes but state.json records \(e) (\(f < e ? "truncated" : "changed")). \(hint)"
-        case let .checksumMismatch(path, e, f, hint):
-            return "\(path): checksum mismatch (xxh64 \(f), state.json records \(e)): the file is corrupted. \(hint)"
-        case let .badState(path, problem, hint): return "\(path): invalid checkpoint state: \(problem). \(hint)"
-        case let .mismatch(path, problem): return "\(path): checkpoint does not fit this run: \(problem)"
-        case let .writeFailed(path, reason): return "\(path): cannot write checkpoint: \(reason)"
-        }
-    }
-}
+// `CheckpointError` is defined in Model (CheckpointFiles.swift), beside the verification.
 
 public enum Checkpoint {
     public static let formatName = "ebft-dist-checkpoint"
-    public static let formatVersion = 1
-    public static let stateFile = "state.json"
+    /// 2: state.json.xxh64 added. Version 1 is still read (see the file comment).
+    public static let formatVersion = 2
+    public static let stateFile = CheckpointFiles.stateFile
     public static let optimizerFile = "optimizer.safetensors"
     public static let latestFile = "latest"
     public static let directoryName = "checkpoints"
-    /// The files every checkpoint has, besides state.json (which lists their checksums).
+    /// The files every checkpoint has, besides state.json (which lists their checksums) and
+    /// state.json.xxh64 (state.json's checksum).
     public static let dataFiles = [ParameterStore.hfWeightsFile, ParameterStore.hfConfigFile, optimizerFile]
 
     /// `step-%06d`.
@@ -143,7 +124,7 @@ public enum Checkpoint {
                                       to: tmp + "/" + optimizerFile)
             }
         }
-        // 2. checksums of what is on disk, then state.json
+        // 2. checksums of what is on disk, then state.json, then its checksum
         var files = [StateFile.FileEntry]()
         for f in dataFiles {
             let (bytes, h) = try XXH64.file(tmp + "/" + f)
@@ -152,8 +133,9 @@ public enum Checkpoint {
         var st = state
         st.adamStep = optimizer.step
         let sf = StateFile(state: st, parameterCount: params.count, model: params.config, files: files)
-        let json = try encoder().encode(sf)
-        try writeAtomically(tmp + "/" + stateFile, Array(json) + [0x0A])
+        let json = Array(try encoder().encode(sf)) + [0x0A]
+        try writeAtomically(tmp + "/" + stateFile, json)
+        try writeAtomically(tmp + "/" + CheckpointFiles.stateChecksumFile, Array(CheckpointFiles.stateChecksumLine(json).utf8))
         fsyncDirectory(tmp)
 
         // 3. publish: rename into place (moving an existing same-step checkpoint aside first)
@@ -189,31 +171,95 @@ public enum Checkpoint {
 
     // MARK: find
 
+    /// A checkpoint found by `resolve(resume:)` or `find(runDir:)`.
+    public struct Found: Equatable, Sendable {
+        /// The checkpoint directory.
+        public var directory: String
+        /// The run it belongs to (RUN of RUN/checkpoints/step-N, absolute); nil for a checkpoint
+        /// directory that is not inside a `checkpoints/` directory.
+        public var runDirectory: String?
+        /// Why later checkpoints were passed over (e.g. `latest` names one whose state.json is
+        /// damaged), nil when none was; callers print it.
+        public var fallback: String?
+        /// About the checkpoint itself: an older format whose state.json is unverified.
+        public var warning: String?
+
+        /// `fallback` and `warning`, to print.
+        public var messages: [String] { [fallback, warning].compactMap { $0 } }
+    }
+
     /// The checkpoint to resume `runDir` from: the one `RUN/checkpoints/latest` names if it is
     /// complete, else the complete `step-*` directory with the highest step; nil when there is
-    /// none. "Complete" means state.json parses and every file it lists exists with the recorded
-    /// size (checksums are verified by `load`). `.tmp-*` directories are never returned.
+    /// none. "Complete" means state.json matches its checksum and parses, and every file it
+    /// lists exists with the recorded size (the files' checksums are verified by `load`).
+    /// `.tmp-*` directories are never returned.
     public static func latest(runDir: String) throws -> String? {
-        latest(inCheckpointsDirectory: checkpointsDirectory(runDir: runDir))
+        find(runDir: runDir)?.directory
     }
 
-    static func latest(inCheckpointsDirectory ckDir: String) -> String? {
-        if let text = try? String(contentsOfFile: ckDir + "/" + latestFile, encoding: .utf8) {
+    /// `latest(runDir:)` with the reason for any fallback.
+    public static func find(runDir: String) -> Found? {
+        search(checkpointsDirectory(runDir: runDir)).found
+    }
+
+    /// The checkpoint (see `latest(runDir:)`) and a description of every checkpoint passed over.
+    static func search(_ ckDir: String) -> (found: Found?, skipped: [String]) {
+        var skipped: [String] = []
+        var named: String?
+        let latestPath = ckDir + "/" + latestFile
+        if let text = try? String(contentsOfFile: latestPath, encoding: .utf8) {
             let n = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if parseStep(n) != nil, isComplete(ckDir + "/" + n) { return ckDir + "/" + n }
+            if parseStep(n) == nil {
+                skipped.append("\(latestPath) names '\(n)', which is not a step-N checkpoint")
+            } else if let why = problem(ckDir + "/" + n) {
+                named = n
+                skipped.append("\(ckDir)/\(n) (named by latest) cannot be used: \(why)")
+            } else {
+                return (found(ckDir, n, fallback: nil), [])
+            }
         }
-        return completeCheckpoints(ckDir).first.map { ckDir + "/" + $0.name }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: ckDir)) ?? []
+        for (n, _) in names.compactMap({ n in parseStep(n).map { (n, $0) } }).sorted(by: { $0.1 > $1.1 }) where n != named {
+            if let why = problem(ckDir + "/" + n) {
+                skipped.append("\(ckDir)/\(n) cannot be used: \(why)")
+                continue
+            }
+            let fallback = skipped.isEmpty ? nil
+                : "falling back to the checkpoint \(ckDir)/\(n): " + skipped.joined(separator: "; ")
+            return (found(ckDir, n, fallback: fallback), skipped)
+        }
+        return (nil, skipped)
     }
 
-    /// `--resume PATH`: a checkpoint directory (has state.json) → itself; a run directory (has
-    /// `checkpoints/`) or a `checkpoints` directory → its latest checkpoint.
-    public static func resolve(resume path: String) throws -> String {
+    static func found(_ ckDir: String, _ name: String, fallback: String?) -> Found {
+        let dir = ckDir + "/" + name
+        let warning = (try? readStateChecked(dir, hints: false))?.warning
+        return Found(directory: dir, runDirectory: runDirectory(checkpoint: dir), fallback: fallback, warning: warning)
+    }
+
+    /// RUN for RUN/checkpoints/step-N (absolute, standardized); nil when the checkpoint's parent
+    /// is not a `checkpoints` directory.
+    public static func runDirectory(checkpoint dir: String) -> String? {
+        let parent = URL(fileURLWithPath: dir).standardizedFileURL.deletingLastPathComponent()
+        guard parent.lastPathComponent == directoryName else { return nil }
+        return parent.deletingLastPathComponent().path
+    }
+
+    /// `--resume PATH`: a checkpoint directory (has state.json) → itself (its state.json must
+    /// match its checksum); a run directory (has `checkpoints/`) or a `checkpoints` directory →
+    /// its latest checkpoint, with the reason when a later one was passed over.
+    public static func resolve(resume given: String) throws -> Found {
+        var path = given
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
             throw CheckpointError.noCheckpoint(path: path, reason: "not a directory")
         }
-        if fm.fileExists(atPath: path + "/" + stateFile) { return path }
+        if fm.fileExists(atPath: path + "/" + stateFile) {
+            let warning = try readStateChecked(path, hints: true).warning
+            return Found(directory: path, runDirectory: runDirectory(checkpoint: path), fallback: nil, warning: warning)
+        }
         let ckDir: String
         if fm.fileExists(atPath: checkpointsDirectory(runDir: path)) {
             ckDir = checkpointsDirectory(runDir: path)
@@ -222,10 +268,12 @@ public enum Checkpoint {
         } else {
             throw CheckpointError.noCheckpoint(path: path, reason: "neither a checkpoint directory (with state.json) nor a run directory (with checkpoints/)")
         }
-        guard let d = latest(inCheckpointsDirectory: ckDir) else {
-            throw CheckpointError.noCheckpoint(path: ckDir, reason: "it holds no complete step-* checkpoint")
+        let (found, skipped) = search(ckDir)
+        guard let found else {
+            throw CheckpointError.noCheckpoint(path: ckDir, reason: "it holds no complete step-* checkpoint"
+                                               + (skipped.isEmpty ? "" : " (" + skipped.joined(separator: "; ") + ")"))
         }
-        return d
+        return found
     }
 
     // MARK: load
@@ -260,40 +308,28 @@ public enum Checkpoint {
         return sf.state
     }
 
-    /// Checks state.json and the size and checksum of every file of the checkpoint in `dir`
-    /// (reads every byte); returns the parsed state.
+    /// Checks state.json against its checksum, then the size and checksum of every file of the
+    /// checkpoint in `dir` (reads every byte); returns the parsed state.
     @discardableResult
     public static func verify(_ dir: String) throws -> StateFile {
         let sf = try readState(dir)
-        for f in sf.files {
-            let p = dir + "/" + f.name
-            guard FileManager.default.fileExists(atPath: p) else {
-                throw CheckpointError.missingFile(path: p, hint: hint(dir))
-            }
-            let (bytes, h) = try XXH64.file(p)
-            if bytes != f.bytes {
-                throw CheckpointError.truncated(path: p, expectedBytes: f.bytes, foundBytes: bytes, hint: hint(dir))
-            }
-            if XXH64.hex(h) != f.xxh64.lowercased() {
-                throw CheckpointError.checksumMismatch(path: p, expected: f.xxh64, found: XXH64.hex(h), hint: hint(dir))
-            }
-        }
+        try CheckpointFiles.verify(sf.files, in: dir, hint: { hint(dir) })
         return sf
     }
 
-    /// Parses `dir/state.json` and checks its format and that it lists every checkpoint file.
+    /// Checks `dir/state.json` against its checksum (state.json.xxh64), parses it and checks its
+    /// format and that it lists every checkpoint file.
     public static func readState(_ dir: String) throws -> StateFile {
-        try readState(dir, hints: true)
+        try readStateChecked(dir, hints: true).state
     }
 
-    /// `hints: false` skips computing the "previous checkpoint" suggestion (which itself reads
-    /// the sibling checkpoints' state).
-    static func readState(_ dir: String, hints: Bool) throws -> StateFile {
+    /// `readState` and, for a format-1 checkpoint (no state.json.xxh64), the warning that its
+    /// state is unverified. `hints: false` skips computing the "previous checkpoint" suggestion
+    /// (which itself reads the sibling checkpoints' state).
+    static func readStateChecked(_ dir: String, hints: Bool) throws -> (state: StateFile, warning: String?) {
         let path = dir + "/" + stateFile
         func h() -> String { hints ? hint(dir) : "" }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CheckpointError.missingFile(path: path, hint: h())
-        }
+        let (data, warning) = try CheckpointFiles.verifiedState(dir, hint: h)
         let sf: StateFile
         do { sf = try decoder().decode(StateFile.self, from: data) } catch {
             throw CheckpointError.badState(path: path, problem: "cannot parse (\(error))", hint: h())
@@ -301,26 +337,21 @@ public enum Checkpoint {
         guard sf.format == formatName else {
             throw CheckpointError.badState(path: path, problem: "format is '\(sf.format)', expected '\(formatName)'", hint: h())
         }
-        guard sf.formatVersion == formatVersion else {
-            throw CheckpointError.badState(path: path, problem: "format version \(sf.formatVersion), this build reads \(formatVersion)", hint: h())
+        guard (1...formatVersion).contains(sf.formatVersion) else {
+            throw CheckpointError.badState(path: path, problem: "format version \(sf.formatVersion), this build reads 1 to \(formatVersion)", hint: h())
         }
         for f in dataFiles where !sf.files.contains(where: { $0.name == f }) {
             throw CheckpointError.badState(path: path, problem: "no checksum entry for \(f)", hint: h())
         }
-        if let f = sf.files.first(where: { $0.name.contains("/") || $0.name.hasPrefix(".") }) {
+        if let f = sf.files.first(where: { !CheckpointFiles.isPlainName($0.name) }) {
             throw CheckpointError.badState(path: path, problem: "file name '\(f.name)' is not a plain name", hint: h())
         }
-        return sf
+        return (sf, warning)
     }
 
     /// The on-disk form of state.json (snake_case keys, sorted).
     public struct StateFile: Codable, Equatable, Sendable {
-        public struct FileEntry: Codable, Equatable, Sendable {
-            public var name: String
-            public var bytes: Int
-            /// 16 hex digits, XXH64 with seed 0 of the whole file.
-            public var xxh64: String
-        }
+        public typealias FileEntry = CheckpointFiles.Entry
         public var format: String
         public var formatVersion: Int
         public var stepsDone: Int
@@ -390,15 +421,25 @@ public enum Checkpoint {
         return Int(digits)
     }
 
-    /// state.json parses and every listed file exists with its recorded size.
-    static func isComplete(_ dir: String) -> Bool {
-        guard let sf = try? readState(dir, hints: false) else { return false }
+    /// state.json matches its checksum and parses, and every listed file exists with its
+    /// recorded size.
+    static func isComplete(_ dir: String) -> Bool { problem(dir) == nil }
+
+    /// Why the checkpoint in `dir` is not complete (see `isComplete`), nil when it is.
+    static func problem(_ dir: String) -> String? {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) else { return "\(dir) does not exist" }
+        guard isDir.boolValue else { return "\(dir) is not a directory" }
+        let sf: StateFile
+        do { sf = try readStateChecked(dir, hints: false).state } catch { return "\(error)" }
         for f in sf.files {
-            guard let a = try? FileManager.default.attributesOfItem(atPath: dir + "/" + f.name),
-                  (a[.type] as? FileAttributeType) == .typeRegular,
-                  (a[.size] as? NSNumber)?.intValue == f.bytes else { return false }
+            let p = dir + "/" + f.name
+            guard let a = try? FileManager.default.attributesOfItem(atPath: p),
+                  (a[.type] as? FileAttributeType) == .typeRegular else { return "\(p) is missing" }
+            let size = (a[.size] as? NSNumber)?.intValue ?? -1
+            if size != f.bytes { return "\(p) has \(size) bytes, state.json records \(f.bytes)" }
         }
-        return true
+        return nil
     }
 
     /// Complete `step-N` directories in `ckDir`, highest step first.

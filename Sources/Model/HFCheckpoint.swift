@@ -209,8 +209,12 @@ extension ParameterStore {
     /// weights in one `model.safetensors`): the shape from `config.json`, tensors mapped back to
     /// GGUF names and q/k rows back to the interleaved order. Every parameter must be present;
     /// an unknown tensor (including `lm_head.weight` when config.json says the embeddings are
-    /// tied) is an error; rotary `inv_freq` buffers are ignored.
-    public static func loadHF(directory: String) throws -> ParameterStore {
+    /// tied) is an error; rotary `inv_freq` buffers are ignored. A training checkpoint (a
+    /// directory with state.json) is verified first (`CheckpointFiles.verifyModel`: every file's
+    /// size and XXH64); `log` gets the warning of an older checkpoint whose state is unverified.
+    public static func loadHF(directory: String,
+                              log: (String) -> Void = CheckpointFiles.printWarning) throws -> ParameterStore {
+        if CheckpointFiles.isCheckpoint(directory), let w = try CheckpointFiles.verifyModel(directory) { log(w) }
         let cfg = try HFModelConfig(path: directory + "/" + hfConfigFile)
         let store = ParameterStore(config: cfg.model)
         try store.readHFWeights(directory: directory)
@@ -218,7 +222,8 @@ extension ParameterStore {
     }
 
     /// Fills this store from `directory` (see `loadHF`); the directory's config.json must describe
-    /// exactly this store's shape.
+    /// exactly this store's shape. Checksums are not verified here (`Checkpoint.load` verifies
+    /// before it calls this; `loadHF` does for a checkpoint used as a model).
     public func readHFWeights(directory: String) throws {
         let configPath = directory + "/" + Self.hfConfigFile
         let cfg = try HFModelConfig(path: configPath)
@@ -315,11 +320,12 @@ public enum ModelSource {
         return .huggingFace
     }
 
-    /// The parameters at `path` (GGUF file or Hugging Face directory), as Float32.
-    public static func load(_ path: String) throws -> ParameterStore {
+    /// The parameters at `path` (GGUF file or Hugging Face directory), as Float32. A training
+    /// checkpoint directory is verified against its checksums first (see `loadHF`).
+    public static func load(_ path: String, log: (String) -> Void = CheckpointFiles.printWarning) throws -> ParameterStore {
         switch try kind(of: path) {
         case .gguf: return try ParameterStore.load(gguf: try GGUFFile(path: path))
-        case .huggingFace: return try ParameterStore.loadHF(directory: path)
+        case .huggingFace: return try ParameterStore.loadHF(directory: path, log: log)
         }
     }
 }

@@ -48,7 +48,7 @@ public final class RunContext {
             } else {
                 // One of our checkpoints / an HF directory: weights from it, tokenizer from SmolLM2.
                 tokenizer = try BPETokenizer(gguf: GGUFFile(path: try ModelLocator.defaultGGUF()))
-                initial = try ModelSource.load(path)
+                initial = try ModelSource.load(path, log: { log("warning: " + $0) }) // a checkpoint is verified
             }
         }
         log("model \(modelPath): \(initial.config.layers) layers, d=\(initial.config.dim), \(initial.count) parameters")
@@ -56,7 +56,7 @@ public final class RunContext {
         if loadCritic {
             let criticParams: ParameterStore
             if let c = config.critic {
-                criticParams = try ModelSource.load(c)
+                criticParams = try ModelSource.load(c, log: { log("warning: " + $0) })
             } else {
                 criticParams = initial.clone()
             }

@@ -47,7 +47,8 @@ public final class Trainer {
     /// Downstream evaluation data, loaded at the first downstream evaluation.
     var downstream: DownstreamData?
 
-    /// Checkpoint to continue from (a run directory or a checkpoint directory).
+    /// Checkpoint to continue from (a run directory or a checkpoint directory). The run writes to
+    /// `config.runDir` whatever run the checkpoint came from (the caller points it there).
     let resume: String?
     /// Stop (with a checkpoint) once this many steps are done, even if the run is longer.
     let stopAfter: Int?
@@ -165,17 +166,21 @@ public final class Trainer {
     }
 
     /// Learner 0 loads the checkpoint and hands weights and Adam state to the other learners;
-    /// the workers get the weights with the first broadcast. Metrics after the checkpoint's
-    /// step are dropped from metrics.jsonl (they will be written again).
+    /// the workers get the weights with the first broadcast. This run's metrics.jsonl becomes
+    /// the checkpoint's run's records up to its step (later ones will be written again); the
+    /// checkpoint's run is only read when it is another directory.
     func restore(from path: String) throws {
         watchdog?.enter("resume", step: 0, waitingOn: rank == 0 ? [] : [0])
         var steps = 0
+        var source: String?
         if rank == 0, var opt = optimizer {
-            let dir = try Checkpoint.resolve(resume: path)
-            let state = try Checkpoint.load(dir, into: context.policy.parameters, optimizer: &opt.adam)
+            let found = try Checkpoint.resolve(resume: path)
+            for m in found.messages { log(m) }
+            let state = try Checkpoint.load(found.directory, into: context.policy.parameters, optimizer: &opt.adam)
             optimizer = opt
             steps = state.stepsDone
-            log("resumed from \(dir) after step \(steps)")
+            source = found.runDirectory
+            log("resumed from \(found.directory) after step \(steps); writing to \(context.config.runDir)")
         }
         steps = try comm.broadcast(steps, root: 0)
         if let lc = groups.learners, lc.size > 1, var opt = optimizer {
@@ -187,19 +192,36 @@ public final class Trainer {
             optimizer = opt
         }
         stepsDone = steps
-        if rank == 0 { try truncateMetrics(after: steps) }
+        if rank == 0 { try carryMetrics(from: source, after: steps) }
         watchdog?.leave()
     }
 
-    func truncateMetrics(after step: Int) throws {
-        let path = context.config.runDir + "/metrics.jsonl"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+    /// Writes this run's metrics.jsonl as the records of `source`'s (this run's own when
+    /// `source` is nil or the same directory) up to `step`: train records ≤ step, evaluations
+    /// < step. Nothing in `source` is modified when it is another directory.
+    func carryMetrics(from source: String?, after step: Int) throws {
+        let runDir = context.config.runDir
+        let path = runDir + "/metrics.jsonl"
+        var from = path
+        if let s = source, !Self.sameDirectory(s, runDir) { from = s + "/metrics.jsonl" }
+        let text = (try? String(contentsOfFile: from, encoding: .utf8)) ?? ""
+        if text.isEmpty && from == path { return }
         let kept = text.split(separator: "\n").filter { line in
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let s = obj["step"] as? Int else { return false }
             return (obj["kind"] as? String) == "train" ? s <= step : s < step
         }
         try (kept.map { $0 + "\n" }.joined()).write(toFile: path, atomically: true, encoding: .utf8)
+        if from != path { log("metrics.jsonl: \(kept.count) records up to step \(step) from \(from)") }
+    }
+
+    /// Whether two paths name the same directory (same device and inode).
+    static func sameDirectory(_ a: String, _ b: String) -> Bool {
+        let fm = FileManager.default
+        guard let x = try? fm.attributesOfItem(atPath: a), let y = try? fm.attributesOfItem(atPath: b),
+              let dx = x[.systemNumber] as? NSNumber, let ix = x[.systemFileNumber] as? NSNumber,
+              let dy = y[.systemNumber] as? NSNumber, let iy = y[.systemFileNumber] as? NSNumber else { return false }
+        return dx == dy && ix == iy
     }
 
     // MARK: the step

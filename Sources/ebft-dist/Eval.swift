@@ -10,7 +10,8 @@ struct Eval: ParsableCommand {
         abstract: "Downstream evaluation: HumanEval pass@1/pass@k in the sandbox (code, qa-code) or corpus BLEU (translation).")
 
     @Option(help: "code | qa-code (HumanEval) or translation (BLEU on the de→en test pairs).") var task = "code"
-    @Option(help: "Model: GGUF or one of our checkpoint directories; default: the installed SmolLM2.") var model: String?
+    @Option(help: "Model: GGUF, one of our checkpoint directories or a run directory; default: the installed SmolLM2.")
+    var model: String?
     @Option(help: "Problems / sentence pairs to evaluate (0 = all).") var limit = 0
     @Option(help: "Samples per problem (k of pass@k).") var samples = 4
     @Option(help: "Tokens to generate at most.") var maxNewTokens = 256
@@ -27,9 +28,9 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
-        let path = try model ?? ModelLocator.defaultGGUF()
+        let path = try resolveModelPath(model)
         let tokenizer = try BPETokenizer(gguf: GGUFFile(path: try ModelLocator.defaultGGUF()))
-        let m = Transformer(parameters: try ModelSource.load(path))
+        let m = Transformer(parameters: try ModelSource.load(path, log: { emitError("warning: " + $0) }))
         let start = Date()
         var result: [String: Any] = ["task": task, "model": path]
         if task == "translation" {

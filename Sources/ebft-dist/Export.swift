@@ -23,19 +23,15 @@ struct Export: ParsableCommand {
 
     func run() throws {
         do {
-            var source = try model ?? ModelLocator.defaultGGUF()
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: source, isDirectory: &isDir), isDir.boolValue,
-               !FileManager.default.fileExists(atPath: source + "/" + ParameterStore.hfConfigFile) {
-                source = try Checkpoint.resolve(resume: source) // a run directory
-            }
+            let source = try resolveModelPath(model)
             let start = Date()
+            // Loading first: a checkpoint is verified before anything of it is used.
+            let store = try ModelSource.load(source, log: { emitError("warning: " + $0) })
             let hf: HFLlama.Config
             switch try ModelSource.kind(of: source) {
             case .gguf: hf = try HFLlama.Config(gguf: try GGUFFile(path: source))
             case .huggingFace: hf = try HFModelConfig(path: source + "/" + ParameterStore.hfConfigFile).hf
             }
-            let store = try ModelSource.load(source)
             let files = try store.saveHF(directory: out, extraMetadata: ["ebft.source": source],
                                          maxPositionEmbeddings: hf.maxPositionEmbeddings,
                                          bosTokenID: hf.bosTokenID, eosTokenID: hf.eosTokenID)

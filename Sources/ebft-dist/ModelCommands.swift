@@ -1,19 +1,43 @@
 import ArgumentParser
 import Foundation
+import Learner
 import Model
 
-/// A model and its tokenizer from a GGUF file (default: the installed SmolLM2).
+/// `--model` of the commands that read a model: a GGUF file or a Hugging Face / checkpoint
+/// directory as given; a run directory (or its `checkpoints/`) → its latest checkpoint, saying
+/// why when a damaged later one was passed over. Default: the installed SmolLM2.
+func resolveModelPath(_ path: String?) throws -> String {
+    let p = try path ?? ModelLocator.defaultGGUF()
+    let fm = FileManager.default
+    var isDir: ObjCBool = false
+    guard fm.fileExists(atPath: p, isDirectory: &isDir), isDir.boolValue,
+          !fm.fileExists(atPath: p + "/" + ParameterStore.hfConfigFile),
+          fm.fileExists(atPath: Checkpoint.checkpointsDirectory(runDir: p))
+            || (p as NSString).lastPathComponent == Checkpoint.directoryName else { return p }
+    let found = try Checkpoint.resolve(resume: p)
+    if let f = found.fallback { emitError(f) }
+    return found.directory
+}
+
+/// A model and its tokenizer: a GGUF file (default: the installed SmolLM2) with its own
+/// tokenizer, or a Hugging Face / checkpoint / run directory (see `resolveModelPath`; a
+/// checkpoint is verified against its checksums) with SmolLM2's tokenizer.
 struct LoadedModel {
     let path: String
     let tokenizer: BPETokenizer
     let model: Transformer
 
     init(path: String?) throws {
-        let p = try path ?? ModelLocator.defaultGGUF()
-        let gguf = try GGUFFile(path: p)
+        let p = try resolveModelPath(path)
         self.path = p
-        tokenizer = try BPETokenizer(gguf: gguf)
-        model = Transformer(parameters: try ParameterStore.load(gguf: gguf))
+        if try ModelSource.kind(of: p) == .gguf {
+            let gguf = try GGUFFile(path: p)
+            tokenizer = try BPETokenizer(gguf: gguf)
+            model = Transformer(parameters: try ParameterStore.load(gguf: gguf))
+        } else {
+            tokenizer = try BPETokenizer(gguf: GGUFFile(path: try ModelLocator.defaultGGUF()))
+            model = Transformer(parameters: try ModelSource.load(p, log: { emitError("warning: " + $0) }))
+        }
     }
 }
 
@@ -22,7 +46,7 @@ struct Score: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Token ids of a text and, for each token after the first, its log-probability given the preceding tokens (T = 1).")
 
-    @Option(help: "Model (GGUF); default: the installed SmolLM2.") var model: String?
+    @Option(help: "Model: GGUF file, checkpoint or run directory; default: the installed SmolLM2.") var model: String?
     @Option(help: "The text to score (UTF-8 file).") var textFile: String
     @Flag(help: "Print JSON: {\"tokens\": [...], \"logprobs\": [...]} (logprobs[i] belongs to tokens[i+1]).") var json = false
     @Flag(help: "Treat special-token text such as <|im_start|> as special tokens.") var allowSpecial = false
@@ -67,7 +91,7 @@ struct Score: ParsableCommand {
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Continue a prompt (greedy with --temperature 0).")
 
-    @Option(help: "Model (GGUF); default: the installed SmolLM2.") var model: String?
+    @Option(help: "Model: GGUF file, checkpoint or run directory; default: the installed SmolLM2.") var model: String?
     @Option(help: "The prompt text.") var prompt: String
     @Flag(help: "Wrap the prompt as a ChatML user message and stop at <|im_end|>.") var chat = false
     @Option(help: "Tokens to generate at most.") var maxNewTokens = 64

@@ -18,15 +18,19 @@ struct ConfigOptions: ParsableArguments {
     var overrides: [String] = []
 
     @Option(help: "Optimizer steps (overrides the config's steps).") var steps: Int?
-    @Option(help: "Run directory for metrics, config and checkpoints.") var runDir: String?
+    @Option(help: "Run directory for metrics, config and checkpoints (with --resume: the resumed run's directory unless given).")
+    var runDir: String?
     @Option(help: "Policy model (GGUF); default: the installed SmolLM2.") var model: String?
     @Option(help: "Random seed.") var seed: UInt64?
     @Option(help: "Task: code, qa-code or translation (overrides the config's task).") var task: String?
     @Option(help: "Method: ebft, or the baselines sft and rlvr (overrides the config's method).") var method: String?
 
     /// The configuration: `base` (a resumed run's) or the preset, then the file, then overrides.
-    func resolve(base: TrainConfig? = nil) throws -> TrainConfig {
+    /// `resumedRun`: the directory of the run being resumed, the run directory unless the file,
+    /// `--set run-dir=` or `--run-dir` say otherwise (never the one recorded in the checkpoint).
+    func resolve(base: TrainConfig? = nil, resumedRun: String? = nil) throws -> TrainConfig {
         var c = try preset.map(TrainConfig.preset) ?? base ?? TrainConfig.preset("small")
+        if let d = resumedRun { c.runDir = d }
         if let f = configFile { c = try TrainConfig.load(yamlFile: f, over: c) }
         for o in overrides { try c.apply(override: o) }
         if let s = steps { c.steps = s }
@@ -63,7 +67,7 @@ struct Train: ParsableCommand {
         metrics show the gap as logp_drift. Evaluations always use the current weights.
         """)
     var asyncMode = false
-    @Option(help: "Continue from a checkpoint: a run directory (its latest checkpoint) or a checkpoint directory. The checkpoint's configuration is used unless --preset/--config/--set say otherwise.")
+    @Option(help: "Continue from a checkpoint: a run directory (its latest checkpoint) or a checkpoint directory RUN/checkpoints/step-N. The run writes into that run directory (or --run-dir); the checkpoint's configuration is used unless --preset/--config/--set say otherwise.")
     var resume: String?
     @Option(help: "Stop after this many steps are done (with a checkpoint), e.g. to split a run across job allocations.")
     var stopAfter: Int?
@@ -72,13 +76,19 @@ struct Train: ParsableCommand {
 
     func run() throws {
         var c: TrainConfig
+        var found: Checkpoint.Found?
         do {
             var base: TrainConfig?
             if let r = resume {
-                let dir = try Checkpoint.resolve(resume: r)
-                base = try TrainConfig.load(yamlText: try Checkpoint.readState(dir).configYaml, source: dir + "/state.json")
+                let f = try Checkpoint.resolve(resume: r)
+                base = try TrainConfig.load(yamlText: try Checkpoint.readState(f.directory).configYaml,
+                                            source: f.directory + "/state.json")
+                if f.runDirectory == nil && config.runDir == nil {
+                    throw ValidationError("--resume \(r): the checkpoint \(f.directory) is not inside a run's checkpoints/ directory; say where the resumed run writes with --run-dir")
+                }
+                found = f
             }
-            c = try config.resolve(base: base)
+            c = try config.resolve(base: base, resumedRun: found?.runDirectory)
             if let s = stopAfter, s < 1 { throw ValidationError("--stop-after must be at least 1") }
             if let l = learners { c.learners = l }
             if colocate { c.colocate = true }
@@ -87,6 +97,7 @@ struct Train: ParsableCommand {
             try c.validate()
         } catch { throw ValidationError("\(error)") }
         let config = c
+        let resumeFrom = found
         try runOnWorld { world in
             let roles: RoleAssignment
             do {
@@ -96,6 +107,8 @@ struct Train: ParsableCommand {
             let rank = world.rank
             let say: (String) -> Void = { line in if rank == 0 { emitError(line) } }
             say("configuration:\n" + (try config.yaml()))
+            say("run directory: \(config.runDir)" + (resumeFrom.map { " (resuming from \($0.directory))" } ?? ""))
+            if let f = resumeFrom?.fallback { say(f) }
             say("ranks: \(world.size) — " + (roles.isColocated ? "colocated (every rank samples and learns)"
                 : "learners \(roles.learnerRanks), rollout workers \(roles.workerRanks)"))
             let watchdog = StallWatchdog(timeout: config.stallTimeout, rank: rank) { report in
@@ -112,7 +125,7 @@ struct Train: ParsableCommand {
                     + "K=\(context.geometry.K) blocks of G=\(config.generateLength) per chunk")
             }
             let trainer = try Trainer(context: context, comm: world, showProgress: !quiet, watchdog: watchdog,
-                                      resume: resume, stopAfter: stopAfter, log: say)
+                                      resume: resumeFrom?.directory, stopAfter: stopAfter, log: say)
             try trainer.run(evalOnly: evalOnly)
             say("done: metrics in \(config.runDir)/metrics.jsonl")
         }

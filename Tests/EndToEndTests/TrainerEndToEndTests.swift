@@ -250,6 +250,99 @@ final class TrainerResumeEndToEndTests: XCTestCase {
         XCTAssertEqual(try lines(a), try lines(b))
     }
 
+    /// Every regular file under `dir` (relative path → contents).
+    func snapshot(_ dir: String) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        let fm = FileManager.default
+        guard let e = fm.enumerator(atPath: dir) else { return out }
+        for case let rel as String in e {
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: dir + "/" + rel, isDirectory: &isDir), !isDir.boolValue { out[rel] = try file(dir + "/" + rel) }
+        }
+        return out
+    }
+
+    func checkpoints(_ run: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints")) ?? []).sorted()
+    }
+
+    func metricLines(_ run: String) throws -> [String] {
+        try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    /// (kind, step) of every metrics line.
+    func kinds(_ lines: [String]) throws -> [String] {
+        try lines.map {
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+            return "\(o["kind"] as? String ?? "?")\(o["step"] as? Int ?? -1)"
+        }
+    }
+
+    /// `--resume B` where B is a copy of run A writes steps 3–4 into B and leaves A byte for
+    /// byte as it was (files and checkpoint list); `--resume A --run-dir C` writes into C, which
+    /// gets A's metrics up to the resumed step, and again leaves A alone.
+    func testResumeWritesWhereItIsPointed() throws {
+        var args = ["train"] + TrainerEndToEndTests.tiny + ["--set", "save-every=1"]
+        args[args.firstIndex(of: "--steps")! + 1] = "2"
+        let a = runDir("where-a"), b = runDir("where-b"), c = runDir("where-c")
+        let first = try MPIRun.run(np: 3, args + ["--run-dir", a], timeout: 120)
+        XCTAssertTrue(first.succeeded, "\(first)")
+        XCTAssertEqual(checkpoints(a), ["latest", "step-000001", "step-000002"])
+        let before = try snapshot(a)
+        XCTAssertGreaterThan(before.count, 8)
+        try FileManager.default.copyItem(atPath: a, toPath: b)
+
+        let resumed = try MPIRun.run(np: 3, ["train", "--resume", b, "--steps", "4", "--quiet"], timeout: 120)
+        XCTAssertTrue(resumed.succeeded, "\(resumed)")
+        XCTAssertEqual(try snapshot(a), before, "the resumed copy changed the original run")
+        XCTAssertEqual(checkpoints(a), ["latest", "step-000001", "step-000002"])
+        XCTAssertEqual(checkpoints(b), ["latest", "step-000003", "step-000004"])
+        XCTAssertEqual(try kinds(try metricLines(b)), ["eval0", "train1", "train2", "eval2", "train3", "train4", "eval4"])
+        XCTAssertTrue(resumed.stderr.contains("run directory: \(b)"), "\(resumed)")
+        XCTAssertTrue(try String(contentsOfFile: b + "/config.yaml", encoding: .utf8).contains("steps: 4"))
+
+        let moved = try MPIRun.run(np: 3, ["train", "--resume", a, "--run-dir", c, "--steps", "4", "--quiet"], timeout: 120)
+        XCTAssertTrue(moved.succeeded, "\(moved)")
+        XCTAssertEqual(try snapshot(a), before, "resuming into another run directory changed the source run")
+        XCTAssertEqual(checkpoints(c), ["latest", "step-000003", "step-000004"])
+        let lc = try metricLines(c)
+        XCTAssertEqual(try kinds(lc), ["eval0", "train1", "train2", "eval2", "train3", "train4", "eval4"])
+        XCTAssertEqual(Array(lc.prefix(3)), Array(try metricLines(a).prefix(3)), "C starts with A's metrics up to step 2")
+        XCTAssertTrue(moved.stderr.contains("run directory: \(c)"), "\(moved)")
+        // Both resumed from the same checkpoint with the same N: the same weights.
+        XCTAssertEqual(try file(b + "/checkpoints/step-000004/model.safetensors"),
+                       try file(c + "/checkpoints/step-000004/model.safetensors"))
+    }
+
+    /// A checkpoint used as a model is verified whatever the command: `score --model CKPT` (and
+    /// a run directory) reads an intact checkpoint; one flipped byte in its model.safetensors
+    /// makes `score` and `train --set model=CKPT` exit non-zero naming the file.
+    func testDamagedCheckpointAsModelIsAnError() throws {
+        var args = ["train"] + TrainerEndToEndTests.tiny
+        args[args.firstIndex(of: "--steps")! + 1] = "1"
+        let run = runDir("as-model")
+        let out = try MPIRun.run(np: 1, args + ["--run-dir", run, "--set", "eval-every=0"], timeout: 120)
+        XCTAssertTrue(out.succeeded, "\(out)")
+        let ckpt = run + "/checkpoints/step-000001"
+        let text = run + "/text.txt"
+        try "func add(_ a: Int, _ b: Int) -> Int { a + b }\n".write(toFile: text, atomically: true, encoding: .utf8)
+        for model in [ckpt, run] {
+            let ok = try MPIRun.runDirect(["score", "--model", model, "--text-file", text], timeout: 60)
+            XCTAssertTrue(ok.succeeded && ok.stdout.contains("mean NLL"), "\(ok)")
+        }
+
+        let weights = ckpt + "/model.safetensors"
+        var data = try file(weights)
+        data[data.count / 2] ^= 0x10
+        try data.write(to: URL(fileURLWithPath: weights))
+        let score = try MPIRun.runDirect(["score", "--model", ckpt, "--text-file", text], timeout: 60)
+        XCTAssertFalse(score.succeeded, "\(score)")
+        XCTAssertTrue(score.stderr.contains(weights) && score.stderr.contains("checksum"), "\(score)")
+        let train = try MPIRun.run(np: 1, args + ["--run-dir", runDir("as-model-2"), "--set", "model=" + ckpt], timeout: 120)
+        XCTAssertFalse(train.succeeded, "\(train)")
+        XCTAssertTrue(train.stderr.contains(weights) && train.stderr.contains("checksum"), "\(train)")
+    }
+
     /// SIGKILL one rollout worker mid-run: every rank is gone with a non-zero exit within 30 s
     /// and a message naming the lost rank; `--resume` then completes the run.
     func testKilledWorkerThenResume() throws {

@@ -35,7 +35,7 @@ final class CheckpointTests: XCTestCase {
 
     func state(_ step: Int) -> CheckpointState {
         CheckpointState(stepsDone: step, seed: UInt64.max - 12345, worldSize: 4, learners: 2, colocate: true,
-                        configYAML: "steps: 10\nrun-dir: \"runs/x y\"\nnote: 'ünïcode — \"quoted\"'\n",
+                        configYAML: "steps: 10\nlearning-rate: 1e-05\nrun-dir: \"runs/x y\"\nnote: 'ünïcode — \"quoted\"'\n",
                         info: ["git": "abc123", "loss": "0.25"])
     }
 
@@ -54,7 +54,8 @@ final class CheckpointTests: XCTestCase {
             let runDir = run + "/r\(i)"
             let dir = try Checkpoint.save(runDir: runDir, params: p, optimizer: opt, state: state(3))
             XCTAssertEqual(dir, runDir + "/checkpoints/step-000003")
-            XCTAssertEqual(try files(dir), ["config.json", "model.safetensors", "optimizer.safetensors", "state.json"])
+            XCTAssertEqual(try files(dir), ["config.json", "model.safetensors", "optimizer.safetensors", "state.json",
+                                            "state.json.xxh64"])
             XCTAssertEqual(try String(contentsOfFile: runDir + "/checkpoints/latest", encoding: .utf8), "step-000003\n")
 
             let q = ParameterStore(config: c)
@@ -93,7 +94,7 @@ final class CheckpointTests: XCTestCase {
         let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/state.json"))
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
         XCTAssertEqual(json["format"] as? String, "ebft-dist-checkpoint")
-        XCTAssertEqual(json["format_version"] as? Int, 1)
+        XCTAssertEqual(json["format_version"] as? Int, 2)
         XCTAssertEqual(json["steps_done"] as? Int, 7)
         XCTAssertEqual(json["data_cursor"] as? Int, 7)
         XCTAssertEqual(json["adam_step"] as? Int, 2)
@@ -113,6 +114,9 @@ final class CheckpointTests: XCTestCase {
             XCTAssertEqual(f["bytes"] as? Int, bytes)
             XCTAssertEqual(f["xxh64"] as? String, XXH64.hex(h))
         }
+        // state.json.xxh64: state.json's checksum, in xxh64sum's format.
+        XCTAssertEqual(try String(contentsOfFile: dir + "/state.json.xxh64", encoding: .utf8),
+                       XXH64.hex(XXH64.hash([UInt8](data))) + "  state.json\n")
         let sf = try Checkpoint.readState(dir)
         XCTAssertEqual(sf.seed, UInt64.max - 12345)
         XCTAssertEqual(sf.model, p.config)
@@ -135,7 +139,7 @@ final class CheckpointTests: XCTestCase {
         try FileManager.default.copyItem(atPath: ck + "/step-000002", toPath: deadTmp)
         try "step-000003.tmp-2147483000\n".write(toFile: ck + "/latest", atomically: true, encoding: .utf8)
         XCTAssertEqual(try Checkpoint.latest(runDir: run), ck + "/step-000002")
-        XCTAssertEqual(try Checkpoint.resolve(resume: run), ck + "/step-000002")
+        XCTAssertEqual(try Checkpoint.resolve(resume: run).directory, ck + "/step-000002")
         try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(4))
         XCTAssertEqual(try files(ck), ["latest", "step-000002", "step-000004"])
         XCTAssertEqual(try Checkpoint.latest(runDir: run), ck + "/step-000004")
@@ -201,6 +205,151 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// Flips one byte in the middle of `path` (inside the tensor data of a safetensors file).
+    static func flipByte(_ path: String) throws {
+        let fh = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+        let size = try fh.seekToEnd()
+        try fh.seek(toOffset: size / 2)
+        let byte = try XCTUnwrap(fh.readData(ofLength: 1).first)
+        try fh.seek(toOffset: size / 2)
+        fh.write(Data([byte ^ 0x10]))
+        try fh.close()
+    }
+
+    /// One edited character in state.json (the step counter, the learning rate in the run's
+    /// configuration, the seed, Adam's step) is a checksum error naming state.json, from `load`
+    /// and `verify` alike; nothing is loaded.
+    func testEditedStateJSONIsAChecksumError() throws {
+        let run = try tempDir()
+        let (p, opt) = trained(seed: 12)
+        try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(1))
+        let dir = try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(2))
+        let path = dir + "/state.json"
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        let edits = [("\"steps_done\" : 2", "\"steps_done\" : 3"),
+                     ("learning-rate: 1e-05", "learning-rate: 1e-04"),
+                     ("\"seed\" : \(UInt64.max - 12345)", "\"seed\" : \(UInt64.max - 12344)"),
+                     ("\"adam_step\" : 3", "\"adam_step\" : 4")]
+        for (from, to) in edits {
+            XCTAssertEqual(original.components(separatedBy: from).count, 2, "'\(from)' once in \(original)")
+            try original.replacingOccurrences(of: from, with: to).write(toFile: path, atomically: true, encoding: .utf8)
+            let q = ParameterStore(config: p.config)
+            var o2 = AdamW(count: q.count)
+            XCTAssertThrowsError(try Checkpoint.load(dir, into: q, optimizer: &o2), to) { e in
+                guard case .checksumMismatch(let pth, _, _, _)? = e as? CheckpointError else { return XCTFail("\(to): \(e)") }
+                XCTAssertEqual(pth, path)
+                let msg = "\(e)"
+                XCTAssertTrue(msg.contains("state.json") && msg.contains("checksum"), msg)
+                XCTAssertTrue(msg.contains("step-000001"), "suggests the previous checkpoint: \(msg)")
+            }
+            XCTAssertEqual(q.squaredNorm(), 0, to)
+            XCTAssertThrowsError(try Checkpoint.verify(dir), to)
+        }
+        try original.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertNoThrow(try Checkpoint.verify(dir))
+    }
+
+    /// `latest` names a checkpoint whose state.json is damaged (unparsable, or edited so that
+    /// it no longer matches its checksum): `resolve` and `find` fall back to the previous
+    /// checkpoint and say why, naming the file; with no usable checkpoint left the error lists
+    /// the reasons.
+    func testFallbackFromDamagedLatestIsReported() throws {
+        let run = try tempDir()
+        let ck = run + "/checkpoints"
+        let (p, opt) = trained(seed: 14)
+        try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(1))
+        let dir = try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(2))
+        let path = dir + "/state.json"
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        // Truncated, edited, and (without its checksum file) unparsable.
+        for (damaged, why) in [(String(original.dropLast(40)), "checksum mismatch"),
+                               (original.replacingOccurrences(of: "\"steps_done\" : 2", with: "\"steps_done\" : 3"), "checksum"),
+                               ("{\"format_version\": 2, ", "cannot parse")] {
+            try damaged.write(toFile: path, atomically: true, encoding: .utf8)
+            if why == "cannot parse" { try FileManager.default.removeItem(atPath: dir + "/state.json.xxh64") }
+            for found in [try Checkpoint.resolve(resume: run), try XCTUnwrap(Checkpoint.find(runDir: run))] {
+                XCTAssertEqual(found.directory, ck + "/step-000001")
+                let reason = try XCTUnwrap(found.fallback, "a fallback must say why")
+                XCTAssertTrue(reason.contains(path) && reason.contains(why) && reason.contains("latest")
+                              && reason.contains("step-000001"), reason)
+                XCTAssertEqual(found.messages, [reason])
+            }
+        }
+        // The named checkpoint itself is an error, not a silent fallback.
+        XCTAssertThrowsError(try Checkpoint.resolve(resume: dir)) { e in
+            XCTAssertTrue("\(e)".contains(path) && "\(e)".contains("cannot parse"), "\(e)")
+        }
+        try FileManager.default.removeItem(atPath: ck + "/step-000001/state.json.xxh64")
+        XCTAssertThrowsError(try Checkpoint.resolve(resume: run)) { e in
+            let msg = "\(e)"
+            XCTAssertTrue(msg.contains("no complete step-* checkpoint") && msg.contains(ck + "/step-000001/state.json.xxh64")
+                          && msg.contains(path), msg)
+        }
+    }
+
+    /// A format-1 checkpoint (no state.json.xxh64) is still read — to resume and as a model —
+    /// with a warning that its state is unverified; its other files are still checked.
+    func testFormatVersion1IsReadWithAWarning() throws {
+        let run = try tempDir()
+        let (p, opt) = trained(seed: 15)
+        let dir = try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(2))
+        let path = dir + "/state.json"
+        let v1 = try String(contentsOfFile: path, encoding: .utf8)
+            .replacingOccurrences(of: "\"format_version\" : 2", with: "\"format_version\" : 1")
+        try v1.write(toFile: path, atomically: true, encoding: .utf8)
+        // A version-2 state.json without its checksum file is an error.
+        try FileManager.default.removeItem(atPath: dir + "/state.json.xxh64")
+        let v2 = v1.replacingOccurrences(of: "\"format_version\" : 1", with: "\"format_version\" : 2")
+        try v2.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Checkpoint.verify(dir)) { e in
+            guard case .missingFile(let pth, _)? = e as? CheckpointError else { return XCTFail("\(e)") }
+            XCTAssertEqual(pth, dir + "/state.json.xxh64")
+        }
+        try v1.write(toFile: path, atomically: true, encoding: .utf8)
+
+        let found = try Checkpoint.resolve(resume: run)
+        XCTAssertEqual(found.directory, dir)
+        XCTAssertNil(found.fallback)
+        let warning = try XCTUnwrap(found.warning)
+        XCTAssertTrue(warning.contains(path) && warning.contains("version 1") && warning.contains("unverified"), warning)
+        let q = ParameterStore(config: p.config)
+        var o2 = AdamW(count: q.count)
+        XCTAssertEqual(try Checkpoint.load(dir, into: q, optimizer: &o2).stepsDone, 2)
+        XCTAssertEqual(memcmp(p.pointer, q.pointer, 4 * p.count), 0)
+        var logged: [String] = []
+        _ = try ModelSource.load(dir, log: { logged.append($0) })
+        XCTAssertEqual(logged, [warning])
+        try Self.flipByte(dir + "/model.safetensors")
+        XCTAssertThrowsError(try ModelSource.load(dir, log: { _ in })) { e in
+            guard case .checksumMismatch? = e as? CheckpointError else { return XCTFail("\(e)") }
+        }
+    }
+
+    /// A checkpoint used as a model (`ModelSource.load`, what `--set model=`, `score`, `eval`
+    /// and `export` call; and `ParameterStore.loadHF`) is verified: one flipped byte in
+    /// model.safetensors is a checksum error naming the file. An intact checkpoint and a plain
+    /// HF directory (no state.json) load.
+    func testCheckpointUsedAsAModelIsVerified() throws {
+        let run = try tempDir()
+        let (p, opt) = trained(seed: 13)
+        let dir = try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(1))
+        let intact = try ModelSource.load(dir)
+        XCTAssertEqual(memcmp(p.pointer, intact.pointer, 4 * p.count), 0)
+        let plain = run + "/plain-hf"
+        try p.saveHF(directory: plain)
+        XCTAssertEqual(memcmp(p.pointer, try ModelSource.load(plain).pointer, 4 * p.count), 0)
+
+        let weights = dir + "/model.safetensors"
+        try Self.flipByte(weights)
+        for load in [{ try ModelSource.load(dir) }, { try ParameterStore.loadHF(directory: dir) }] {
+            XCTAssertThrowsError(try load()) { e in
+                guard case .checksumMismatch(let pth, _, _, _)? = e as? CheckpointError else { return XCTFail("\(e)") }
+                XCTAssertEqual(pth, weights)
+                XCTAssertTrue("\(e)".contains("model.safetensors") && "\(e)".contains("checksum"), "\(e)")
+            }
+        }
+    }
+
     func testLatestFallsBackWhenItNamesAMissingDirectory() throws {
         let run = try tempDir()
         let ck = run + "/checkpoints"
@@ -254,9 +403,12 @@ final class CheckpointTests: XCTestCase {
         let run = try tempDir()
         let (p, opt) = trained(seed: 10)
         let dir = try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(6))
-        XCTAssertEqual(try Checkpoint.resolve(resume: run), dir)
-        XCTAssertEqual(try Checkpoint.resolve(resume: dir), dir)
-        XCTAssertEqual(try Checkpoint.resolve(resume: run + "/checkpoints"), dir)
+        for path in [run, dir, run + "/checkpoints", run + "/checkpoints/"] {
+            let found = try Checkpoint.resolve(resume: path)
+            XCTAssertEqual(found.directory, dir, path)
+            XCTAssertEqual(found.runDirectory, URL(fileURLWithPath: run).standardizedFileURL.path, path)
+            XCTAssertEqual(found.messages, [], path)
+        }
         XCTAssertThrowsError(try Checkpoint.resolve(resume: run + "/nope")) { e in
             XCTAssertTrue("\(e)".contains(run + "/nope"), "\(e)")
         }
