@@ -36,7 +36,7 @@ final class StallEndToEndTests: XCTestCase {
         addTeardownBlock {
             // A stopped rank may outlive the job: wake and end whatever is left of it.
             for r in 0..<np {
-                if let p = TrainerEndToEndTests.rankPID(r, runDir: dir) { kill(p, SIGCONT); kill(p, SIGKILL) }
+                if let p = TrainerResumeEndToEndTests.rankPID(r, runDir: dir) { kill(p, SIGCONT); kill(p, SIGKILL) }
             }
             try? FileManager.default.removeItem(atPath: dir)
         }
@@ -45,7 +45,7 @@ final class StallEndToEndTests: XCTestCase {
         let out = try MPIRun.run(np: np, Self.args + ["--run-dir", dir], timeout: 12 * Self.stallTimeout) {
             guard stoppedAt == nil,
                   let m = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8), m.contains("\n"),
-                  let p = TrainerEndToEndTests.rankPID(victim, runDir: dir) else { return }
+                  let p = TrainerResumeEndToEndTests.rankPID(victim, runDir: dir) else { return }
             pid = p
             kill(p, SIGSTOP)
             stoppedAt = Date()
