@@ -266,7 +266,8 @@ public final class StallWatchdog: @unchecked Sendable {
         } else if !finished.isEmpty {
             s += "; already finished: " + finished.map { "rank \($0.rank)" }.joined(separator: ", ")
         } else if !behind.isEmpty {
-            s += "; behind this rank: " + behind.map { "rank \($0.rank) (\(Self.where($0.beat)))" }.joined(separator: ", ")
+            s += "; behind this rank: "
+                + behind.map { "rank \($0.rank) (\(Self.where($0.beat)))" }.joined(separator: ", ")
         } else {
             s += Self.waiting(waitingOn)
         }

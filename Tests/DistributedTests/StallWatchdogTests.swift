@@ -109,7 +109,9 @@ final class StallWatchdogTests: XCTestCase {
             let channels = try LocalCommunicator.run(ranks: 3) { try $0.heartbeatChannel() }
             let clock = ManualClock()
             let notices = Lines()
-            let dogs = (0..<3).map { manual(timeout: 10, rank: $0, channel: channels[$0], clock: clock, notices: notices) }
+            let dogs = (0..<3).map {
+                manual(timeout: 10, rank: $0, channel: channels[$0], clock: clock, notices: notices)
+            }
             defer { dogs.forEach { $0.stop() } }
             var reports: [Int: String] = [:]
             dogs[1].enter("rollout", step: 5)
@@ -163,8 +165,8 @@ final class StallWatchdogTests: XCTestCase {
         XCTAssertEqual(Set(reports.keys), [0, 1, 2], "\(reports)")
         for (r, text) in reports {
             XCTAssertEqual(notResponding(text), [], text)
-            XCTAssertTrue(text.contains("every rank responds; busy past the timeout (waiting for no one): rank 2 (in 'rollout' of step 5"),
-                          "rank \(r): \(text)")
+            XCTAssertTrue(text.contains("every rank responds; busy past the timeout (waiting for no one): "
+                                        + "rank 2 (in 'rollout' of step 5"), "rank \(r): \(text)")
             XCTAssertTrue(text.contains("progress: rank 0 in 'receive experiences' of step 5"), text)
         }
     }

@@ -31,7 +31,8 @@ final class StallEndToEndTests: XCTestCase {
     /// the victim, and only it, as the rank that does not respond.
     func checkStoppedRankIsNamed(_ victim: Int) throws {
         let np = 3
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ebft-e2e-stall-\(getpid())-\(victim)").path
+        let dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("ebft-e2e-stall-\(getpid())-\(victim)").path
         try? FileManager.default.removeItem(atPath: dir)
         addTeardownBlock {
             // A stopped rank may outlive the job: wake and end whatever is left of it.
@@ -56,7 +57,8 @@ final class StallEndToEndTests: XCTestCase {
         XCTAssertFalse(out.timedOut, "\(out)")
         // The stall timeout, then at most a few seconds of heartbeat silence and the teardown.
         XCTAssertLessThan(ended, 3 * Self.stallTimeout, "the job took \(ended) s to end after the stop: \(out)")
-        let reports = (out.stdout + out.stderr).split(separator: "\n").map(String.init).filter { $0.contains("stalled:") }
+        let reports = (out.stdout + out.stderr).split(separator: "\n").map(String.init)
+            .filter { $0.contains("stalled:") }
         XCTAssertFalse(reports.isEmpty, "no stall report after stopping rank \(victim) (pid \(pid)): \(out)")
         for line in reports {
             XCTAssertEqual(Self.notResponding(line), [victim], "rank \(victim) was stopped: \(line)")
