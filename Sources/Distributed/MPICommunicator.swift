@@ -1,14 +1,18 @@
 import CMPI
 import Foundation
 
-/// The process-wide MPI library state: initialised once (MPI_Init_thread, serialized), finalised
-/// at exit or by an explicit `finalize()`. Works without mpirun (an MPI singleton of size 1).
+/// The process-wide MPI library state: initialised once (MPI_Init_thread, asking for
+/// MPI_THREAD_MULTIPLE so that the stall watchdog's thread can exchange heartbeats while the
+/// main thread communicates), finalised at exit or by an explicit `finalize()`. Works without
+/// mpirun (an MPI singleton of size 1).
 public final class MPIRuntime: @unchecked Sendable {
     public static let shared = MPIRuntime()
 
     private let lock = NSLock()
     /// The thread support level MPI granted (MPI_THREAD_*).
     public private(set) var threadLevel: Int32 = -1
+    /// Run before MPI_Finalize (e.g. to stop a heartbeat channel's use of MPI).
+    private var finalizeHooks: [() -> Void] = []
 
     private init() {}
 
@@ -30,7 +34,7 @@ public final class MPIRuntime: @unchecked Sendable {
         if initialized != 0 && atExitRegistered { return }
         if initialized == 0 {
             var provided: Int32 = 0
-            let rc = MPI_Init_thread(nil, nil, cmpi_thread_serialized(), &provided)
+            let rc = MPI_Init_thread(nil, nil, cmpi_thread_multiple(), &provided)
             if rc != cmpi_success() {
                 throw CommunicatorError.mpi(operation: "MPI_Init_thread", code: rc, message: mpiErrorString(rc))
             }
@@ -49,7 +53,35 @@ public final class MPIRuntime: @unchecked Sendable {
     public func finalize() throws {
         lock.lock(); defer { lock.unlock() }
         guard isActive else { return }
+        runFinalizeHooks()
         try mpiCheck(MPI_Finalize(), "MPI_Finalize")
+    }
+
+    /// Registers `hook` to run (once) just before MPI_Finalize, whichever way it is reached.
+    func beforeFinalize(_ hook: @escaping () -> Void) {
+        lock.lock(); defer { lock.unlock() }
+        finalizeHooks.append(hook)
+    }
+
+    /// Runs and forgets the hooks (the caller holds `lock`).
+    private func runFinalizeHooks() {
+        let hooks = finalizeHooks
+        finalizeHooks = []
+        for h in hooks { h() }
+    }
+
+    /// MPI_THREAD_MULTIPLE (any thread may call MPI at any time).
+    public static var multipleLevel: Int32 { cmpi_thread_multiple() }
+
+    /// "MPI_THREAD_SERIALIZED" for a granted thread level.
+    public static func threadLevelName(_ level: Int32) -> String {
+        switch level {
+        case cmpi_thread_single(): return "MPI_THREAD_SINGLE"
+        case cmpi_thread_funneled(): return "MPI_THREAD_FUNNELED"
+        case cmpi_thread_serialized(): return "MPI_THREAD_SERIALIZED"
+        case cmpi_thread_multiple(): return "MPI_THREAD_MULTIPLE"
+        default: return "thread level \(level)"
+        }
     }
 
     /// MPI_COMM_WORLD, initialising MPI first if needed.
@@ -86,7 +118,12 @@ public final class MPIRuntime: @unchecked Sendable {
         var initialized: Int32 = 0, finalized: Int32 = 0
         MPI_Initialized(&initialized)
         MPI_Finalized(&finalized)
-        if initialized != 0 && finalized == 0 { _ = MPI_Finalize() }
+        if initialized != 0 && finalized == 0 {
+            shared.lock.lock()
+            shared.runFinalizeHooks()
+            shared.lock.unlock()
+            _ = MPI_Finalize()
+        }
     }
 }
 

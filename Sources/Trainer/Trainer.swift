@@ -396,7 +396,8 @@ public final class Trainer {
     /// rollout workers.
     func syncWeights(step t: Int, times: inout PhaseTimes, bytes: inout Double) throws {
         guard let sync else { return }
-        watchdog?.enter("weight broadcast", step: t, waitingOn: rank == 0 ? [] : [0])
+        // The root waits for the workers to take the weights; a worker waits for the root.
+        watchdog?.enter("weight broadcast", step: t, waitingOn: rank == 0 ? roles.workerRanks : [0])
         try times.time("broadcast") {
             try sync.politeWait(root: 0)
             let version = try sync.broadcast(Int64(t), root: 0)

@@ -111,7 +111,14 @@ struct Train: ParsableCommand {
             if let f = resumeFrom?.fallback { say(f) }
             say("ranks: \(world.size) — " + (roles.isColocated ? "colocated (every rank samples and learns)"
                 : "learners \(roles.learnerRanks), rollout workers \(roles.workerRanks)"))
-            let watchdog = StallWatchdog(timeout: config.stallTimeout, rank: rank) { report in
+            // Heartbeats between the ranks' watchdogs, so a stall report names the rank that did
+            // not arrive; without MPI_THREAD_MULTIPLE, each rank reports only whom it waits for.
+            var channel: HeartbeatChannel?
+            var note: String?
+            do { channel = try world.heartbeatChannel() } catch { note = "\(error)" }
+            if let note, world.size > 1 { say("stall watchdog: \(note)") }
+            let watchdog = StallWatchdog(timeout: config.stallTimeout, rank: rank, channel: channel, note: note,
+                                         notice: { emitError($0) }) { report in
                 emitError(report)
                 world.abort(code: 3)
             }
