@@ -107,9 +107,7 @@ public struct HFModelConfig: Equatable, Sendable {
         guard hidden > 0 else { throw bad("hidden_size is \(hidden); expected a positive integer") }
         guard heads > 0 else { throw bad("num_attention_heads is \(heads); expected a positive integer") }
         let kv = try int("num_key_value_heads", default: heads)
-        guard kv > 0, kv <= heads, heads % kv == 0 else {
-            throw bad("num_key_value_heads is \(kv); expected a divisor of num_attention_heads (\(heads))")
-        }
+        guard kv > 0 else { throw bad("num_key_value_heads is \(kv); expected a positive integer") }
         if d["head_dim"] == nil || d["head_dim"] is NSNull, hidden % heads != 0 {
             throw bad("hidden_size \(hidden) is not a multiple of num_attention_heads \(heads) (and head_dim is absent)")
         }

@@ -148,15 +148,6 @@ public struct NonFiniteWeightsError: Error, CustomStringConvertible, LocalizedEr
     }
 }
 
-extension ParameterStore {
-    /// Throws `NonFiniteWeightsError` naming the first tensor with a NaN or ±∞.
-    public func checkFinite(path: String) throws {
-        for v in layout.views {
-            try NonFiniteWeightsError.check(pointer + v.offset, count: v.count, tensor: v.name, path: path)
-        }
-    }
-}
-
 /// UTF-8 validity of text read from a file.
 public enum UTF8Validation {
     /// The invalid sequences of `bytes` as `String(decoding:as: UTF8.self)` replaces them (one

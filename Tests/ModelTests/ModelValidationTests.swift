@@ -194,7 +194,7 @@ final class ModelValidationTests: XCTestCase {
         let cases: [((String, String), String)] = [
             (("\"num_attention_heads\": 4", "\"num_attention_heads\": 0"), "num_attention_heads is 0"),
             (("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 0"), "num_key_value_heads is 0"),
-            (("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3"), "num_key_value_heads is 3"),
+            (("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3"), "heads (4) must be a multiple of kvHeads (3)"),
             (("\"hidden_size\": 32", "\"hidden_size\": 0"), "hidden_size is 0"),
             (("\"max_position_embeddings\": 8192", "\"max_position_embeddings\": 0"), "max_position_embeddings is 0"),
             (("\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": 0"), "rms_norm_eps is 0"),
