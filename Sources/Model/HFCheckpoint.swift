@@ -141,8 +141,12 @@ public struct HFModelConfig: Equatable, Sendable {
         guard hf.maxPositionEmbeddings > 0, hf.maxPositionEmbeddings <= 1 << 30 else {
             throw bad("max_position_embeddings is \(hf.maxPositionEmbeddings); expected a positive integer")
         }
-        guard hf.rmsNormEps > 0, hf.rmsNormEps < 1 else { throw bad("rms_norm_eps is \(hf.rmsNormEps); expected a number in (0, 1)") }
-        guard hf.ropeTheta > 1, hf.ropeTheta.isFinite else { throw bad("rope_theta is \(hf.ropeTheta); expected a number > 1") }
+        guard hf.rmsNormEps > 0, hf.rmsNormEps < 1 else {
+            throw bad("rms_norm_eps is \(hf.rmsNormEps); expected a number in (0, 1)")
+        }
+        guard hf.ropeTheta > 1, hf.ropeTheta.isFinite else {
+            throw bad("rope_theta is \(hf.ropeTheta); expected a number > 1")
+        }
         model = ModelConfig(dim: hidden, layers: hf.numHiddenLayers, heads: heads, kvHeads: kv, headDim: headDim,
                             ffnDim: hf.intermediateSize, vocabSize: hf.vocabSize, ropeBase: Float(hf.ropeTheta),
                             normEps: Float(hf.rmsNormEps), tiedEmbeddings: tied)
@@ -274,7 +278,8 @@ extension ParameterStore {
         case let .shape(t, e, f): throw HFCheckpointError.shapeMismatch(path: path, tensor: hf(t), expected: e, found: f)
         case let .unexpected(t): throw HFCheckpointError.unexpectedTensor(path: path, tensor: hf(t))
         case .layerCount:
-            throw HFCheckpointError.tensorTable(path: path, problem: problem.describe(countKey: "config.json num_hidden_layers", name: hf))
+            let text = problem.describe(countKey: "config.json num_hidden_layers", name: hf)
+            throw HFCheckpointError.tensorTable(path: path, problem: text)
         }
     }
 

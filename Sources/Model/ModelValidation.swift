@@ -186,7 +186,8 @@ public struct ContextLengthError: Error, CustomStringConvertible, LocalizedError
         }
         return "\(what) has \(promptTokens) tokens; with up to \(newTokens) new tokens that makes \(total), "
             + "more than the model's context length \(contextLength)"
-            + (promptTokens < contextLength ? " (lower the new-token budget to \(contextLength - promptTokens) or shorten the prompt)" : "")
+            + (promptTokens < contextLength
+                ? " (lower the new-token budget to \(contextLength - promptTokens) or shorten the prompt)" : "")
     }
 }
 

@@ -60,14 +60,17 @@ extension ModelConfig {
             }
             headDim = dim / heads
         }
-        guard headDim % 2 == 0 else { throw bad("llama.attention.key_length", headDim, "an even head size (RoPE rotates pairs)") }
+        guard headDim % 2 == 0 else {
+            throw bad("llama.attention.key_length", headDim, "an even head size (RoPE rotates pairs)")
+        }
         let valueLength = try positive("llama.attention.value_length", default: headDim)
         guard valueLength == headDim else {
             throw bad("llama.attention.value_length", valueLength, "the key length \(headDim)")
         }
         let ropeDims = try positive("llama.rope.dimension_count", default: headDim)
         guard ropeDims == headDim else {
-            throw bad("llama.rope.dimension_count", ropeDims, "the head size \(headDim) (partial rotary embeddings are not supported)")
+            throw bad("llama.rope.dimension_count", ropeDims,
+                      "the head size \(headDim) (partial rotary embeddings are not supported)")
         }
         let layers = try gguf.int("llama.block_count")
         guard layers > 0 else { throw bad("llama.block_count", layers, "a positive integer") }
@@ -81,7 +84,9 @@ extension ModelConfig {
         let vocab: Int
         if gguf.metadata["llama.vocab_size"] != nil {
             vocab = try gguf.int("llama.vocab_size")
-            guard vocab > 0, vocab <= Int(Int32.max) else { throw bad("llama.vocab_size", vocab, "a positive integer < 2³¹") }
+            guard vocab > 0, vocab <= Int(Int32.max) else {
+                throw bad("llama.vocab_size", vocab, "a positive integer < 2³¹")
+            }
         } else {
             vocab = embd.shape.last ?? 0
             guard vocab > 0 else {
@@ -125,7 +130,8 @@ extension ParameterStore {
             // Present with this shape: checked by ModelConfig(gguf:).
             let info = try gguf.tensor(named: view.name)
             try gguf.dequantize(info, into: store.pointer + view.offset)
-            try NonFiniteWeightsError.check(store.pointer + view.offset, count: view.count, tensor: view.name, path: gguf.path)
+            try NonFiniteWeightsError.check(store.pointer + view.offset, count: view.count, tensor: view.name,
+                                            path: gguf.path)
         }
         return store
     }

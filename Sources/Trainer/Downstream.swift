@@ -133,7 +133,8 @@ public enum Downstream {
                                     maxNewTokens: Int, temperature: Float, topP: Float, seed: UInt64) throws -> [String] {
         let prompts = pairs.map { tokenizer.encode($0.question, allowSpecial: false) }
         for (i, prompt) in prompts.enumerated() {
-            try model.checkContext(promptTokens: prompt.count, newTokens: maxNewTokens, what: "translation pair \(i)'s prompt")
+            try model.checkContext(promptTokens: prompt.count, newTokens: maxNewTokens,
+                                   what: "translation pair \(i)'s prompt")
         }
         let ids = sample(model: model, prompts: prompts, samples: 1, maxNewTokens: maxNewTokens,
                          temperature: temperature, topP: topP, seed: seed, stop: lineStops(tokenizer), promptKeys: promptKeys)

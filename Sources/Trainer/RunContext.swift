@@ -52,11 +52,15 @@ public final class RunContext {
             }
         }
         log("model \(modelPath): \(initial.config.layers) layers, d=\(initial.config.dim), \(initial.count) parameters")
+        geometry = try StridedGeometry(P: config.chunkLength, c: config.contextLength, G: config.generateLength,
+                                       s: config.stride)
+        try Self.checkContext(config: config, geometry: geometry, model: initial, name: modelPath)
         policy = Transformer(parameters: initial)
         if loadCritic {
             let criticParams: ParameterStore
             if let c = config.critic {
                 criticParams = try ModelSource.load(c)
+                try Self.checkContext(config: config, geometry: geometry, model: criticParams, name: c, generates: false)
             } else {
                 criticParams = initial.clone()
             }
@@ -65,10 +69,6 @@ public final class RunContext {
         } else {
             critic = nil
         }
-        geometry = try StridedGeometry(P: config.chunkLength, c: config.contextLength, G: config.generateLength,
-                                       s: config.stride)
-        try Self.checkContext(config: config, geometry: geometry, model: initial, name: modelPath)
-        if let c = config.critic, let critic { try Self.checkContext(config: config, geometry: geometry, model: critic.model.parameters, name: c) }
         let t0 = Date()
         let (tr, va, skipped) = try Self.chunks(config: config, tokenizer: tokenizer)
         train = tr
@@ -150,21 +150,23 @@ public final class RunContext {
     /// The run's sequences against the model's context length: a strided sequence uses rotary
     /// positions up to `geometry.maxPosition` (SFT the chunk's, the same), and RLVR and
     /// downstream evaluation generate up to their max-new-tokens after a prompt of at least
-    /// one token. A model of unknown context (a random one without `context=`) is not checked.
+    /// one token (`generates`: false for the critic, which only reads strided sequences). A model
+    /// of unknown context (a random one without `context=`) is not checked.
     static func checkContext(config c: TrainConfig, geometry: StridedGeometry, model: ParameterStore,
-                             name: String) throws {
+                             name: String, generates: Bool = true) throws {
         guard let n = model.contextLength else { return }
         if geometry.maxPosition + 1 > n {
             throw ConfigError.invalid(field: "chunk-length", reason: "chunk-length \(c.chunkLength) needs rotary positions "
                                       + "0…\(geometry.maxPosition), past the context length \(n) of the model \(name)")
         }
-        if c.method == "rlvr" && c.rlvrMaxNewTokens + 1 > n {
-            throw ConfigError.invalid(field: "rlvr-max-new-tokens", reason: "\(c.rlvrMaxNewTokens) new tokens after a prompt "
-                                      + "do not fit the context length \(n) of the model \(name)")
+        guard generates else { return }
+        func budget(_ field: String, _ tokens: Int) -> ConfigError {
+            .invalid(field: field, reason: "\(tokens) new tokens after a prompt do not fit the context length \(n) "
+                     + "of the model \(name)")
         }
+        if c.method == "rlvr" && c.rlvrMaxNewTokens + 1 > n { throw budget("rlvr-max-new-tokens", c.rlvrMaxNewTokens) }
         if c.evalDownEvery > 0 && c.evalDownMaxNewTokens + 1 > n {
-            throw ConfigError.invalid(field: "eval-down-max-new-tokens", reason: "\(c.evalDownMaxNewTokens) new tokens after "
-                                      + "a prompt do not fit the context length \(n) of the model \(name)")
+            throw budget("eval-down-max-new-tokens", c.evalDownMaxNewTokens)
         }
     }
 
