@@ -111,12 +111,17 @@ final class CLIValidationEndToEndTests: XCTestCase {
         assertCleanFailure(train, ["'llama.attention.head_count' is 0"])
     }
 
-    /// #4: block_count 29 of 30 blocks used to drop a block silently (exit 0, NLL 18.5).
-    func testBlockCountBelowTheTensorsIsAnError() throws {
-        let model = try patchedModel("blocks29", Self.setU32("llama.block_count", 29))
+    /// #4: block_count 29 of 30 blocks used to drop a block silently (exit 0, NLL 18.5); 31
+    /// allocated the parameters before finding blk.30 missing. Both name the count now.
+    func testBlockCountDisagreeingWithTheTensorsIsAnError() throws {
         let t = try text("def add(a, b):\n    return a + b\n")
-        assertCleanFailure(try MPIRun.runDirect(["score", "--model", model, "--text-file", t], timeout: 120),
+        let fewer = try patchedModel("blocks29", Self.setU32("llama.block_count", 29))
+        assertCleanFailure(try MPIRun.runDirect(["score", "--model", fewer, "--text-file", t], timeout: 120),
                            ["llama.block_count is 29 but the file has tensors for 30 layers", "'blk.29."])
+        let more = try patchedModel("blocks31", Self.setU32("llama.block_count", 31))
+        assertCleanFailure(try MPIRun.runDirect(["score", "--model", more, "--text-file", t], timeout: 120),
+                           ["llama.block_count is 31 but the file has tensors for 30 layers; "
+                            + "tensor 'blk.30.attn_norm.weight' is missing"])
     }
 
     /// #8: context_length 16 changed nothing; a prompt + budget past it is now an error, and
