@@ -23,6 +23,7 @@ public enum HFCheckpointError: Error, CustomStringConvertible, LocalizedError, E
     case unexpectedTensor(path: String, tensor: String)
     case shapeMismatch(path: String, tensor: String, expected: [Int], found: [Int])
     case configMismatch(path: String, expected: ModelConfig, found: ModelConfig)
+    case tensorTable(path: String, problem: String)
     case writeFailed(path: String, reason: String)
 
     public var description: String {
@@ -36,6 +37,7 @@ public enum HFCheckpointError: Error, CustomStringConvertible, LocalizedError, E
         case let .configMismatch(path, e, f):
             return "\(path): the model shape \(f) does not match the parameters' shape \(e)"
         case let .writeFailed(path, reason): return "\(path): write failed: \(reason)"
+        case let .tensorTable(path, problem): return "\(path): \(problem)"
         }
     }
 }
@@ -102,8 +104,13 @@ public struct HFModelConfig: Equatable, Sendable {
             return n.doubleValue
         }
         let hidden = try int("hidden_size"), heads = try int("num_attention_heads")
-        guard heads > 0 else { throw bad("num_attention_heads is \(heads)") }
+        guard hidden > 0 else { throw bad("hidden_size is \(hidden); expected a positive integer") }
+        guard heads > 0 else { throw bad("num_attention_heads is \(heads); expected a positive integer") }
         let kv = try int("num_key_value_heads", default: heads)
+        guard kv > 0 else { throw bad("num_key_value_heads is \(kv); expected a positive integer") }
+        if d["head_dim"] == nil || d["head_dim"] is NSNull, hidden % heads != 0 {
+            throw bad("hidden_size \(hidden) is not a multiple of num_attention_heads \(heads) (and head_dim is absent)")
+        }
         let headDim = try int("head_dim", default: hidden / heads)
         var tied = true
         if let t = d["tie_word_embeddings"], !(t is NSNull) {
@@ -131,6 +138,15 @@ public struct HFModelConfig: Equatable, Sendable {
                             bosTokenID: try intOrFirst("bos_token_id", default: 1),
                             eosTokenID: try intOrFirst("eos_token_id", default: 2),
                             tieWordEmbeddings: tied)
+        guard hf.maxPositionEmbeddings > 0, hf.maxPositionEmbeddings <= 1 << 30 else {
+            throw bad("max_position_embeddings is \(hf.maxPositionEmbeddings); expected a positive integer")
+        }
+        guard hf.rmsNormEps > 0, hf.rmsNormEps < 1 else {
+            throw bad("rms_norm_eps is \(hf.rmsNormEps); expected a number in (0, 1)")
+        }
+        guard hf.ropeTheta > 1, hf.ropeTheta.isFinite else {
+            throw bad("rope_theta is \(hf.ropeTheta); expected a number > 1")
+        }
         model = ModelConfig(dim: hidden, layers: hf.numHiddenLayers, heads: heads, kvHeads: kv, headDim: headDim,
                             ffnDim: hf.intermediateSize, vocabSize: hf.vocabSize, ropeBase: Float(hf.ropeTheta),
                             normEps: Float(hf.rmsNormEps), tiedEmbeddings: tied)
@@ -160,9 +176,10 @@ extension ParameterStore {
     /// rotate-half order, no `lm_head` when embeddings are tied; metadata `format: pt` plus
     /// `extraMetadata`) and `directory/config.json`. Each file is written atomically (temporary
     /// file, fsync, rename, fsync of the directory); the directory is created if needed.
-    /// Returns the paths of the two files.
+    /// `max_position_embeddings` is `maxPositionEmbeddings`, else this store's `contextLength`,
+    /// else 8192. Returns the paths of the two files.
     @discardableResult
-    public func saveHF(directory: String, extraMetadata: [String: String] = [:], maxPositionEmbeddings: Int = 8192,
+    public func saveHF(directory: String, extraMetadata: [String: String] = [:], maxPositionEmbeddings: Int? = nil,
                        bosTokenID: Int = 1, eosTokenID: Int = 2) throws -> (weights: String, config: String) {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -200,7 +217,8 @@ extension ParameterStore {
             }
         }
         let configPath = directory + "/" + Self.hfConfigFile
-        try writeFileAtomically(configPath, Array(HFModelConfig.json(model: c, maxPositionEmbeddings: maxPositionEmbeddings,
+        let positions = maxPositionEmbeddings ?? contextLength ?? 8192
+        try writeFileAtomically(configPath, Array(HFModelConfig.json(model: c, maxPositionEmbeddings: positions,
                                                                      bosTokenID: bosTokenID, eosTokenID: eosTokenID).utf8))
         return (weights, configPath)
     }
@@ -212,51 +230,83 @@ extension ParameterStore {
     /// tied) is an error; rotary `inv_freq` buffers are ignored. A training checkpoint (a
     /// directory with state.json) is verified first (`CheckpointFiles.verifyModel`: every file's
     /// size and XXH64); `log` gets the warning of an older checkpoint whose state is unverified.
+    /// The directory is checked (`validateHF`) before the parameters are allocated.
     public static func loadHF(directory: String,
                               log: (String) -> Void = CheckpointFiles.printWarning) throws -> ParameterStore {
         if CheckpointFiles.isCheckpoint(directory), let w = try CheckpointFiles.verifyModel(directory) { log(w) }
-        let cfg = try HFModelConfig(path: directory + "/" + hfConfigFile)
+        let cfg = try validateHF(directory: directory)
         let store = ParameterStore(config: cfg.model)
         try store.readHFWeights(directory: directory)
         return store
     }
 
+    /// Checks a Hugging Face directory without allocating its parameters: `config.json`, then
+    /// `model.safetensors`' header against it (every tensor present with its shape, none of a
+    /// layer past `num_hidden_layers`, F32/F16/BF16 only). Returns the parsed config.
+    @discardableResult
+    public static func validateHF(directory: String) throws -> HFModelConfig {
+        let cfg = try HFModelConfig(path: directory + "/" + hfConfigFile)
+        try checkHFTensors(try openHFWeights(directory: directory), config: cfg.model)
+        return cfg
+    }
+
+    private static func openHFWeights(directory: String) throws -> SafeTensorsFile {
+        let path = directory + "/" + Self.hfWeightsFile
+        do { return try SafeTensorsFile(path: path) } catch let e as SafeTensorsError {
+            if case .cannotOpen = e, !FileManager.default.fileExists(atPath: path) {
+                throw HFCheckpointError.notFound(path: path, reason: "missing (a Hugging Face model directory needs model.safetensors and config.json)")
+            }
+            throw e
+        }
+    }
+
+    /// The header of `file` against `config` (see `validateHF`); allocates nothing that grows
+    /// with the config's sizes.
+    private static func checkHFTensors(_ file: SafeTensorsFile, config: ModelConfig) throws {
+        let path = file.path
+        var table: [(name: String, shape: [Int])] = []
+        for t in file.tensors {
+            if t.name.hasSuffix(".rotary_emb.inv_freq") { continue }
+            guard let g = HFLlama.ggufName(fromHF: t.name) else {
+                throw HFCheckpointError.unexpectedTensor(path: path, tensor: t.name)
+            }
+            if t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16" {
+                throw SafeTensorsError.unsupportedDType(path: path, tensor: t.name, dtype: t.dtype)
+            }
+            table.append((g, t.shape))
+        }
+        guard let problem = config.tensorTableProblem(table) else { return }
+        func hf(_ g: String) -> String { HFLlama.hfName(fromGGUF: g) ?? g }
+        switch problem {
+        case let .missing(t): throw HFCheckpointError.missingTensor(path: path, tensor: hf(t))
+        case let .shape(t, e, f): throw HFCheckpointError.shapeMismatch(path: path, tensor: hf(t), expected: e, found: f)
+        case let .unexpected(t): throw HFCheckpointError.unexpectedTensor(path: path, tensor: hf(t))
+        case .layerCount:
+            let text = problem.describe(countKey: "config.json num_hidden_layers", name: hf)
+            throw HFCheckpointError.tensorTable(path: path, problem: text)
+        }
+    }
+
     /// Fills this store from `directory` (see `loadHF`); the directory's config.json must describe
     /// exactly this store's shape. Checksums are not verified here (`Checkpoint.load` verifies
-    /// before it calls this; `loadHF` does for a checkpoint used as a model).
+    /// before it calls this; `loadHF` does for a checkpoint used as a model). Sets
+    /// `contextLength` from its `max_position_embeddings`; every tensor is checked for NaN/±∞ as
+    /// it is read.
     public func readHFWeights(directory: String) throws {
         let configPath = directory + "/" + Self.hfConfigFile
         let cfg = try HFModelConfig(path: configPath)
         if cfg.model != config {
             throw HFCheckpointError.configMismatch(path: configPath, expected: config, found: cfg.model)
         }
-        let path = directory + "/" + Self.hfWeightsFile
-        let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(path: path) } catch let e as SafeTensorsError {
-            if case .cannotOpen = e, !FileManager.default.fileExists(atPath: path) {
-                throw HFCheckpointError.notFound(path: path, reason: "missing (a Hugging Face model directory needs model.safetensors and config.json)")
-            }
-            throw e
-        }
+        let file = try Self.openHFWeights(directory: directory)
+        let path = file.path
         // Check every name and shape first: nothing is written unless the whole file fits.
-        var wanted = Set(layout.views.map(\.name))
+        try Self.checkHFTensors(file, config: config)
         var plan: [(tensor: String, view: TensorView)] = []
-        for t in file.tensors {
-            if t.name.hasSuffix(".rotary_emb.inv_freq") { continue }
-            guard let g = HFLlama.ggufName(fromHF: t.name), wanted.remove(g) != nil, let v = view(g) else {
-                throw HFCheckpointError.unexpectedTensor(path: path, tensor: t.name)
-            }
-            guard t.shape == v.shape else {
-                throw HFCheckpointError.shapeMismatch(path: path, tensor: t.name, expected: v.shape, found: t.shape)
-            }
-            if t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16" {
-                throw SafeTensorsError.unsupportedDType(path: path, tensor: t.name, dtype: t.dtype)
-            }
-            plan.append((t.name, v))
+        for t in file.tensors where !t.name.hasSuffix(".rotary_emb.inv_freq") {
+            plan.append((t.name, view(HFLlama.ggufName(fromHF: t.name)!)!))
         }
-        if let missing = layout.views.first(where: { wanted.contains($0.name) }) {
-            throw HFCheckpointError.missingTensor(path: path, tensor: HFLlama.hfName(fromGGUF: missing.name) ?? missing.name)
-        }
+        contextLength = cfg.hf.maxPositionEmbeddings
         let maxRows = max(config.qDim, config.kvDim)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, maxRows * config.dim))
         defer { scratch.deallocate() }
@@ -270,6 +320,7 @@ extension ParameterStore {
                 HFLlama.permuteHFToGGUF(UnsafePointer(scratch), into: dst, rows: v.shape[0], cols: v.shape[1],
                                         heads: role == .query ? config.heads : config.kvHeads)
             }
+            try NonFiniteWeightsError.check(dst, count: v.count, tensor: name, path: path)
         }
     }
 }

@@ -82,10 +82,27 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             throw fail("heads (\(heads)) must be a multiple of kvHeads (\(kvHeads))")
         }
         if headDim % 2 != 0 { throw fail("headDim (\(headDim)) must be even for RoPE") }
-        if !(ropeBase > 1) { throw fail("ropeBase (\(ropeBase)) must be > 1") }
-        if !(normEps > 0) { throw fail("normEps (\(normEps)) must be > 0") }
+        if !(ropeBase > 1) || !ropeBase.isFinite { throw fail("ropeBase (\(ropeBase)) must be a finite number > 1") }
+        if !(normEps > 0) || !normEps.isFinite { throw fail("normEps (\(normEps)) must be a finite number > 0") }
         if vocabSize > Int(Int32.max) { throw fail("vocabSize \(vocabSize) too large") }
+        for (name, value) in [("dim", dim), ("layers", layers), ("heads", heads), ("kvHeads", kvHeads),
+                              ("headDim", headDim), ("ffnDim", ffnDim)] where value > Self.maxSize {
+            throw fail("\(name) = \(value) is absurd (more than \(Self.maxSize))")
+        }
+        // In Double: the Int products of absurd sizes could overflow.
+        let d = Double(dim), q = Double(heads * headDim), kv = Double(kvHeads * headDim)
+        let perLayer = 2 * d + 2 * q * d + 2 * kv * d + 3 * Double(ffnDim) * d
+        let total = Double(vocabSize) * d * (tiedEmbeddings ? 1 : 2) + Double(layers) * perLayer + d
+        if total > Double(Self.maxParameters) {
+            throw fail("\(layers) layers of d=\(dim), ffn=\(ffnDim), vocab \(vocabSize) make "
+                       + "\(total) parameters, more than \(Self.maxParameters) (4 TiB of Float32)")
+        }
     }
+
+    /// The largest size of any one dimension (and of the layer count) `validate` accepts.
+    public static let maxSize = 1 << 24
+    /// The largest parameter count `validate` accepts (2⁴⁰ floats = 4 TiB).
+    public static let maxParameters = 1 << 40
 }
 
 public struct ModelConfigError: Error, CustomStringConvertible {

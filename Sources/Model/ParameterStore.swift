@@ -93,6 +93,10 @@ public final class ParameterStore {
     public let pointer: UnsafeMutablePointer<Float>
     public var count: Int { layout.count }
     public var config: ModelConfig { layout.config }
+    /// The longest sequence the model was trained for (GGUF `llama.context_length`, HF
+    /// `max_position_embeddings`): prompt plus generated tokens, i.e. the largest rotary
+    /// position + 1. Nil when unknown (a randomly initialised model without `context=`).
+    public var contextLength: Int?
     private let index: [String: Int]
 
     /// A zero-filled store for `config`.
@@ -136,6 +140,7 @@ public final class ParameterStore {
     public func clone() -> ParameterStore {
         let s = ParameterStore(like: self)
         s.copy(from: self)
+        s.contextLength = contextLength
         return s
     }
 

@@ -81,6 +81,11 @@ public struct StridedGeometry: Equatable, Hashable, Sendable, Codable {
         return ((q - P) / K, (q - P) % K)
     }
 
+    /// The largest rotary position a strided sequence uses: the chunk's last token (P − 1) or
+    /// the last block's last generated token (a_{K−1} + G − 1, which is also P − 1 because the
+    /// last block ends at P). A model needs a context length of at least `maxPosition + 1`.
+    public var maxPosition: Int { max(P - 1, anchor(K - 1) + G - 1) }
+
     /// Rotary position of index `q`: `q` in the chunk, `a_k + t` for generated token (t, k).
     public func position(of q: Int) -> Int {
         if q < P { return q }

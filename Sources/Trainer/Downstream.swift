@@ -110,6 +110,9 @@ public enum Downstream {
         // it derails the continuation into prose. The completion then starts with the newline,
         // and prompt + completion only gains a blank line.
         let prompts = problems.map { codePrompt($0.prompt, tokenizer: tokenizer) }
+        for (p, prompt) in zip(problems, prompts) {
+            try model.checkContext(promptTokens: prompt.count, newTokens: maxNewTokens, what: "\(p.taskID)'s prompt")
+        }
         let ids = sample(model: model, prompts: prompts, samples: samples, maxNewTokens: maxNewTokens,
                          temperature: temperature, topP: topP, seed: seed, stop: [tokenizer.eos], promptKeys: promptKeys)
         let completions = try ids.map { try $0.map { try tokenizer.decode($0) } }
@@ -129,6 +132,10 @@ public enum Downstream {
     public static func translations(model: Transformer, tokenizer: BPETokenizer, pairs: [QAPair], promptKeys: [UInt64]?,
                                     maxNewTokens: Int, temperature: Float, topP: Float, seed: UInt64) throws -> [String] {
         let prompts = pairs.map { tokenizer.encode($0.question, allowSpecial: false) }
+        for (i, prompt) in prompts.enumerated() {
+            try model.checkContext(promptTokens: prompt.count, newTokens: maxNewTokens,
+                                   what: "translation pair \(i)'s prompt")
+        }
         let ids = sample(model: model, prompts: prompts, samples: 1, maxNewTokens: maxNewTokens,
                          temperature: temperature, topP: topP, seed: seed, stop: lineStops(tokenizer), promptKeys: promptKeys)
         return try ids.map { TranslationPairs.cleanHypothesis(try tokenizer.decode($0[0])) }

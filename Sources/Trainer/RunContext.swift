@@ -52,11 +52,15 @@ public final class RunContext {
             }
         }
         log("model \(modelPath): \(initial.config.layers) layers, d=\(initial.config.dim), \(initial.count) parameters")
+        geometry = try StridedGeometry(P: config.chunkLength, c: config.contextLength, G: config.generateLength,
+                                       s: config.stride)
+        try Self.checkContext(config: config, geometry: geometry, model: initial, name: modelPath)
         policy = Transformer(parameters: initial)
         if loadCritic {
             let criticParams: ParameterStore
             if let c = config.critic {
                 criticParams = try ModelSource.load(c, log: { log("warning: " + $0) })
+                try Self.checkContext(config: config, geometry: geometry, model: criticParams, name: c, generates: false)
             } else {
                 criticParams = initial.clone()
             }
@@ -65,8 +69,6 @@ public final class RunContext {
         } else {
             critic = nil
         }
-        geometry = try StridedGeometry(P: config.chunkLength, c: config.contextLength, G: config.generateLength,
-                                       s: config.stride)
         let t0 = Date()
         let (tr, va, skipped) = try Self.chunks(config: config, tokenizer: tokenizer)
         train = tr
@@ -107,26 +109,65 @@ public final class RunContext {
         }
     }
 
-    /// Parses `random:key=value,...` (dim, layers, heads, kv-heads, ffn, seed, std).
+    /// The keys of `random:key=value,...`.
+    static let randomModelKeys = ["dim", "layers", "heads", "kv-heads", "ffn", "seed", "std", "context"]
+
+    /// Parses `random:key=value,...` (dim, layers, heads, kv-heads, ffn, seed, std, context: the
+    /// context length, unlimited when absent). An unknown or repeated key is an error.
     static func randomModel(_ spec: String, vocab: Int) throws -> ParameterStore {
+        func bad(_ reason: String) -> ConfigError { .invalid(field: "model", reason: reason) }
         var v: [String: String] = [:]
         for part in spec.dropFirst("random:".count).split(separator: ",") {
             let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2 else { throw ConfigError.invalid(field: "model", reason: "bad random model spec part '\(part)'") }
+            guard kv.count == 2 else { throw bad("bad random model spec part '\(part)' (expected key=value)") }
+            guard randomModelKeys.contains(kv[0]) else {
+                throw bad("unknown key '\(kv[0])' in '\(spec)'; the keys are \(randomModelKeys.joined(separator: ", "))")
+            }
+            guard v[kv[0]] == nil else { throw bad("key '\(kv[0])' given twice in '\(spec)'") }
             v[kv[0]] = kv[1]
         }
         func int(_ k: String, _ d: Int) throws -> Int {
             guard let s = v[k] else { return d }
-            guard let i = Int(s), i > 0 else { throw ConfigError.invalid(field: "model", reason: "\(k)=\(s) is not a positive integer") }
+            guard let i = Int(s), i > 0 else { throw bad("\(k)=\(s) is not a positive integer") }
             return i
         }
         let dim = try int("dim", 32), heads = try int("heads", 4)
+        guard dim % heads == 0 else { throw bad("dim=\(dim) is not a multiple of heads=\(heads)") }
+        var std = 0.02
+        if let s = v["std"] {
+            guard let x = Double(s), x >= 0, x.isFinite else { throw bad("std=\(s) is not a finite number ≥ 0") }
+            std = x
+        }
         let c = ModelConfig(dim: dim, layers: try int("layers", 2), heads: heads, kvHeads: try int("kv-heads", 2),
                             headDim: dim / heads, ffnDim: try int("ffn", 64), vocabSize: vocab)
         try c.validate()
         let p = ParameterStore(config: c)
-        p.randomize(seed: UInt64(try int("seed", 1)), std: Float(Double(v["std"] ?? "") ?? 0.02))
+        p.randomize(seed: UInt64(try int("seed", 1)), std: Float(std))
+        p.contextLength = v["context"] == nil ? nil : try int("context", 0)
         return p
+    }
+
+    /// The run's sequences against the model's context length: a strided sequence uses rotary
+    /// positions up to `geometry.maxPosition` (SFT the chunk's, the same), and RLVR and
+    /// downstream evaluation generate up to their max-new-tokens after a prompt of at least
+    /// one token (`generates`: false for the critic, which only reads strided sequences). A model
+    /// of unknown context (a random one without `context=`) is not checked.
+    static func checkContext(config c: TrainConfig, geometry: StridedGeometry, model: ParameterStore,
+                             name: String, generates: Bool = true) throws {
+        guard let n = model.contextLength else { return }
+        if geometry.maxPosition + 1 > n {
+            throw ConfigError.invalid(field: "chunk-length", reason: "chunk-length \(c.chunkLength) needs rotary positions "
+                                      + "0…\(geometry.maxPosition), past the context length \(n) of the model \(name)")
+        }
+        guard generates else { return }
+        func budget(_ field: String, _ tokens: Int) -> ConfigError {
+            .invalid(field: field, reason: "\(tokens) new tokens after a prompt do not fit the context length \(n) "
+                     + "of the model \(name)")
+        }
+        if c.method == "rlvr" && c.rlvrMaxNewTokens + 1 > n { throw budget("rlvr-max-new-tokens", c.rlvrMaxNewTokens) }
+        if c.evalDownEvery > 0 && c.evalDownMaxNewTokens + 1 > n {
+            throw budget("eval-down-max-new-tokens", c.evalDownMaxNewTokens)
+        }
     }
 
     public var rolloutSettings: RolloutSettings {

@@ -60,6 +60,10 @@ extension Trainer {
         var out = RLVRRollout()
         guard !questions.isEmpty else { return out }
         let prompts = questions.map { task.prompts[$0] }
+        for (q, prompt) in zip(questions, prompts) {
+            try context.policy.checkContext(promptTokens: prompt.count, newTokens: c.rlvrMaxNewTokens,
+                                            what: "RLVR question \(q)'s prompt")
+        }
         let comps = times.time("sample") {
             Downstream.sample(model: context.policy, prompts: prompts, samples: c.samplesPerChunk,
                               maxNewTokens: c.rlvrMaxNewTokens, temperature: Float(c.temperature), topP: Float(c.topP),

@@ -41,6 +41,27 @@ struct LoadedModel {
     }
 }
 
+/// A command's failure, printed as "Error: <description>" (exit 1, without the usage text).
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The bytes of a UTF-8 text file given as `option`. Invalid UTF-8 is kept (the tokenizer
+/// reads it as U+FFFD), with a warning on stderr naming the byte offset of the first invalid
+/// sequence and how many there are.
+func readTextFile(_ path: String, option: String) throws -> [UInt8] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ValidationError("cannot read \(option) \(path)")
+    }
+    let bytes = [UInt8](data)
+    if let bad = UTF8Validation.invalidSequences(bytes) {
+        emitError("warning: \(option) \(path) is not valid UTF-8: \(bad.count) invalid byte sequence"
+                  + "\(bad.count == 1 ? "" : "s"), the first at byte offset \(bad.firstOffset); "
+                  + "each is read as U+FFFD (the replacement character)")
+    }
+    return bytes
+}
+
 /// `ebft-dist score`: teacher-forced log-probabilities of a text's tokens.
 struct Score: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -52,23 +73,34 @@ struct Score: ParsableCommand {
     @Flag(help: "Treat special-token text such as <|im_start|> as special tokens.") var allowSpecial = false
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: textFile) else {
-            throw ValidationError("cannot read --text-file \(textFile)")
-        }
+        let data = try readTextFile(textFile, option: "--text-file")
         let m = try LoadedModel(path: model)
-        let ids = m.tokenizer.encode(utf8: [UInt8](data), allowSpecial: allowSpecial)
+        let ids = m.tokenizer.encode(utf8: data, allowSpecial: allowSpecial)
         guard ids.count >= 1 else { throw ValidationError("\(textFile) has no tokens") }
-        let preds = (0..<(ids.count - 1)).map { Prediction(row: $0, target: ids[$0 + 1]) }
+        let predictions = ids.count - 1
         var logp: [Float] = []
-        // Long texts go in windows of at most 2048 tokens (positions restart per window).
-        let window = 2048
+        // Long texts go in windows of at most 2048 tokens and never more than the model's
+        // context length (positions restart per window); the note says so.
+        let window = min(2048, m.model.contextLength ?? 2048)
+        guard window >= 2 else { throw ValidationError("the model's context length \(window) is too short to score") }
+        if ids.count > window {
+            let windows = (predictions + window - 2) / (window - 1)
+            emitError("note: \(textFile) has \(ids.count) tokens, more than the window of \(window) "
+                      + "(\(window == m.model.contextLength ? "the model's context length" : "at most 2048")); "
+                      + "scored in \(windows) windows with positions restarting at 0 in each, so the first tokens "
+                      + "of each window are predicted without the text before it")
+        }
         var start = 0
-        while start < preds.count {
-            let end = min(preds.count, start + window - 1)
+        while start < predictions {
+            let end = min(predictions, start + window - 1)
             let toks = Array(ids[start...end])
             let p = (start..<end).map { Prediction(row: $0 - start, target: ids[$0 + 1]) }
             logp += m.model.logProbs(tokens: toks, layout: .causal(length: toks.count), predictions: p)
             start = end
+        }
+        if let bad = logp.firstIndex(where: { !$0.isFinite }) {
+            throw CommandFailure(description: "the log-probability of token \(bad + 1) (id \(ids[bad + 1])) is "
+                                 + "\(logp[bad]): the model's output is not finite")
         }
         if json {
             let obj: [String: Any] = ["tokens": ids.map(Int.init), "logprobs": logp.map(Double.init)]
@@ -92,7 +124,8 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Continue a prompt (greedy with --temperature 0).")
 
     @Option(help: "Model: GGUF file, checkpoint or run directory; default: the installed SmolLM2.") var model: String?
-    @Option(help: "The prompt text.") var prompt: String
+    @Option(help: "The prompt text.") var prompt: String?
+    @Option(help: "Read the prompt from this UTF-8 file instead.") var promptFile: String?
     @Flag(help: "Wrap the prompt as a ChatML user message and stop at <|im_end|>.") var chat = false
     @Option(help: "Tokens to generate at most.") var maxNewTokens = 64
     @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0.6
@@ -101,17 +134,21 @@ struct Generate: ParsableCommand {
     @Flag(help: "Print the token ids instead of text.") var ids = false
 
     func validate() throws {
+        guard (prompt == nil) != (promptFile == nil) else { throw ValidationError("give either --prompt or --prompt-file") }
         guard maxNewTokens >= 0 else { throw ValidationError("--max-new-tokens must be ≥ 0") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
     }
 
     func run() throws {
+        let text = try promptFile.map { String(decoding: try readTextFile($0, option: "--prompt-file"), as: UTF8.self) }
+            ?? prompt ?? ""
         let m = try LoadedModel(path: model)
         let tok = m.tokenizer
-        let input = chat ? ChatML.encode(messages: [(role: "user", content: prompt)], addGenerationPrompt: true, tokenizer: tok)
-                         : tok.encode(prompt, allowSpecial: false)
+        let input = chat ? ChatML.encode(messages: [(role: "user", content: text)], addGenerationPrompt: true, tokenizer: tok)
+                         : tok.encode(text, allowSpecial: false)
         guard !input.isEmpty else { throw ValidationError("the prompt has no tokens") }
+        try m.model.checkContext(promptTokens: input.count, newTokens: maxNewTokens, what: "the prompt")
         let stop: Set<Int32> = chat ? Set([tok.id(of: ChatML.imEnd), tok.eos].compactMap { $0 }) : [tok.eos]
         var stream = TokenStreamDecoder(tokenizer: tok)
         var out: [Int32] = []
