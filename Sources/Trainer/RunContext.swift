@@ -95,8 +95,8 @@ public final class RunContext {
         switch c.task {
         case "code":
             let corpus = try StdlibCorpus(root: c.corpusRoot, validationFraction: c.validationFraction)
-            let tr = try corpus.chunks(.train, encoder: tokenizer, chunkLength: P, pad: pad, remainder: .drop)
-            let va = try corpus.chunks(.validation, encoder: tokenizer, chunkLength: P, pad: pad, remainder: .drop)
+            let tr = corpus.chunks(.train, encoder: tokenizer, chunkLength: P, pad: pad, remainder: .drop)
+            let va = corpus.chunks(.validation, encoder: tokenizer, chunkLength: P, pad: pad, remainder: .drop)
             return (tr.chunks, va.chunks, tr.skipped.count + va.skipped.count)
         case "qa-code":
             let split = try QACodePairs.load(root: c.corpusRoot, options: c.qaCodeOptions)
