@@ -18,10 +18,10 @@ final class UpdateCheckTests: XCTestCase {
         let chunks: [[Int32]]
     }
 
-    func fixture() throws -> Fixture {
+    func fixture(pooling: Pooling = .lastToken) throws -> Fixture {
         let params = ParameterStore(config: .tiny(dim: 16, layers: 2, heads: 2, kvHeads: 1, ffnDim: 24, vocabSize: V))
         params.randomize(seed: 5, std: 0.3)
-        let critic = FeatureNetwork(model: Transformer(parameters: params.clone()))
+        let critic = FeatureNetwork(model: Transformer(parameters: params.clone()), pooling: pooling)
         let g = try StridedGeometry(P: 12, c: 4, G: 2, s: 2)  // K = 4
         var rng = SplitMix64(seed: 17)
         let chunks = (0..<2).map { _ in (0..<12).map { _ in Int32(rng.nextInt(below: V)) } }
@@ -30,7 +30,7 @@ final class UpdateCheckTests: XCTestCase {
 
     func settings(_ f: Fixture, beta: Double, whitening: Bool, samples: Int = 4) -> RolloutSettings {
         RolloutSettings(geometry: f.geometry, samples: samples, sampling: SamplingOptions(temperature: temperature, seed: 0),
-                        rewards: RewardOptions(alpha: 1, beta: beta, whitening: whitening))
+                        rewards: RewardOptions(alpha: 1, beta: beta, whitening: whitening), pooling: f.critic.pooling)
     }
 
     func exact(_ f: Fixture, beta: Double) -> Double {
@@ -61,9 +61,15 @@ final class UpdateCheckTests: XCTestCase {
 
     /// Deliverable 2: the REINFORCE gradient (rollouts, RLOO advantages, the learner's backward)
     /// averaged over many samples equals −(1/G)·∇J̄ along random directions, where the
-    /// directional derivative of the exact J̄ comes from central finite differences.
+    /// directional derivative of the exact J̄ comes from central finite differences. Both
+    /// poolings: with mean pooling the features are not unit norm, so alignment (a cosine) and
+    /// diversity (a dot product) differ in kind.
     func testEstimatorGradientMatchesFiniteDifferences() throws {
-        let f = try fixture()
+        for pooling in Pooling.allCases { try checkEstimatorGradient(pooling: pooling) }
+    }
+
+    func checkEstimatorGradient(pooling: Pooling) throws {
+        let f = try fixture(pooling: pooling)
         let beta = 1.0
         let learner = PolicyLearner(model: f.policy, geometry: f.geometry, temperature: temperature, ceCoef: 0)
         let count = f.params.count
@@ -100,9 +106,9 @@ final class UpdateCheckTests: XCTestCase {
             let fd = (shifted(eps) - shifted(-eps)) / Double(2 * eps)
             f.params.copy(from: base)
             let est = UpdateCheck.MeanSE(projections[d])
-            print("direction \(d): finite difference \(fd), REINFORCE \(est)")
+            print("\(pooling) direction \(d): finite difference \(fd), REINFORCE \(est)")
             // Agreement within the estimate's noise (4 SE) plus the finite difference's own error.
-            XCTAssertLessThan(abs(est.mean - fd), 4 * est.se + 0.01 * abs(fd), "direction \(d): \(est) vs \(fd)")
+            XCTAssertLessThan(abs(est.mean - fd), 4 * est.se + 0.01 * abs(fd), "\(pooling) direction \(d): \(est) vs \(fd)")
             // Where the derivative stands out of the noise, the signs must agree.
             if abs(fd) > 4 * est.se {
                 informative += 1
