@@ -37,6 +37,8 @@ struct DiagnoseUpdate: ParsableCommand {
     @Option(help: "Held-out (validation) chunks also evaluated (at most eval-chunks).") var heldOut = 4
     @Option(help: "Sampling seeds of each evaluation.") var evalSeeds = 8
     @Option(help: "Independent training batches (one step each).") var trainSeeds = 2
+    @Option(help: "Also estimate the signal-to-noise across different chunks: gradients of this many further batches of --chunks chunks each, all distinct.")
+    var disjointBatches = 0
     @Option(help: "Comma-separated learning rates (step sizes).") var lr = "1e-6,1e-5,1e-4"
     @Option(help: "adam (the trainer's first AdamW step) or gradient (the same L2 length along −∇).")
     var direction = "adam"
@@ -56,13 +58,17 @@ struct DiagnoseUpdate: ParsableCommand {
         }
         let ctx = try RunContext(config: c, loadCritic: true) { print($0) }
         guard let critic = ctx.critic else { throw ValidationError("no feature network") }
+        // Chunks in the sampler's order: the first --chunks for the step, then the disjoint batches.
         var ids = [Int]()
+        let wanted = chunks * (1 + disjointBatches)
         var t = 0
-        while ids.count < chunks && t < ctx.chunkSampler.totalSteps(epochs: 1) {
-            for i in ctx.chunkSampler.indices(step: t) where !ids.contains(i) && ids.count < chunks { ids.append(i) }
+        while ids.count < wanted && t < ctx.chunkSampler.totalSteps(epochs: 1) {
+            for i in ctx.chunkSampler.indices(step: t) where !ids.contains(i) && ids.count < wanted { ids.append(i) }
             t += 1
         }
-        let trainChunks = ids.map { (id: $0, tokens: ctx.train[$0].tokens) }
+        guard ids.count == wanted else { throw ValidationError("the corpus has fewer than \(wanted) training chunks") }
+        let batches = stride(from: 0, to: wanted, by: chunks).map { b in ids[b..<(b + chunks)].map { (id: $0, tokens: ctx.train[$0].tokens) } }
+        let trainChunks = batches[0]
         let heldChunks = ctx.validation.prefix(heldOut).enumerated().map { (id: 1_000_000 + $0.offset, tokens: $0.element.tokens) }
         let settings = ctx.rolloutSettings
         var seedRNG = SplitMix64(seed: CounterRNG.derive(c.seed, .validationSampling))
@@ -95,34 +101,22 @@ struct DiagnoseUpdate: ParsableCommand {
             stats.append(s)
             grads.append(Array(UnsafeBufferPointer(start: learner.grads.pointer, count: N)))
         }
-        func dot(_ a: [Float], _ b: [Float]) -> Double {
-            var s = 0.0
-            for i in 0..<a.count { s += Double(a[i]) * Double(b[i]) }
-            return s
-        }
-        let norms2 = grads.map { dot($0, $0) }
-        var pair = [Double]()
-        for a in 0..<grads.count { for b in (a + 1)..<grads.count { pair.append(dot(grads[a], grads[b])) } }
         let batch = Double(trainChunks.count * c.samplesPerChunk)
-        let meanNorm2 = norms2.reduce(0, +) / Double(norms2.count)
-        var noise: [String: Double] = ["grad_norm_mean": meanNorm2.squareRoot(), "batch_sequences": batch]
-        print(String(format: "gradient: ‖g‖ per batch %@ (batch of %.0f sequences)", norms2.map { String(format: "%.4g", $0.squareRoot()) }.joined(separator: ", "), batch))
-        if !pair.isEmpty {
-            let signal = pair.reduce(0, +) / Double(pair.count)
-            let cos = zip(pair, (0..<grads.count).flatMap { a in ((a + 1)..<grads.count).map { (a, $0) } })
-                .map { $0 / (norms2[$1.0] * norms2[$1.1]).squareRoot() }
-            noise["signal_norm2"] = signal
-            noise["mean_pairwise_cosine"] = cos.reduce(0, +) / Double(cos.count)
-            if signal > 0 {
-                let bNoise = batch * (meanNorm2 - signal) / signal
-                noise["noise_scale_sequences"] = bNoise
-                print(String(format: "signal-to-noise: mean pairwise cosine %.4f; ‖∇‖² ≈ %.4g of E‖g‖² = %.4g (%.2f%%); noise equals signal at a batch of ≈ %.0f sequences (this batch: %.0f)",
-                             noise["mean_pairwise_cosine"]!, signal, meanNorm2, 100 * signal / meanNorm2, bNoise, batch))
-            } else {
-                print(String(format: "signal-to-noise: mean pairwise cosine %.4f ≤ 0: no common direction detectable between batches of %.0f sequences",
-                             noise["mean_pairwise_cosine"]!, batch))
+        var noise: [String: Double] = ["batch_sequences": batch]
+        print("gradient: ‖g‖ per batch " + grads.map { String(format: "%.4g", Self.dot($0, $0).squareRoot()) }.joined(separator: ", ")
+              + String(format: " (batches of %.0f sequences)", batch))
+        for (k, v) in Self.signalToNoise(grads, batch: batch, what: "the same chunks, other samples") { noise["same_chunks_" + k] = v }
+        if disjointBatches > 0 {
+            // One gradient per further batch of distinct chunks, plus the first training batch.
+            var other = [grads[0]]
+            for (b, chunkSet) in batches.dropFirst().enumerated() {
+                UpdateCheck.gradient(learner: learner, critic: critic, chunks: chunkSet, settings: settings,
+                                     seed: trainSeedValues[0] &+ UInt64(b + 1))
+                other.append(Array(UnsafeBufferPointer(start: learner.grads.pointer, count: N)))
             }
+            for (k, v) in Self.signalToNoise(other, batch: batch, what: "different chunks") { noise["other_chunks_" + k] = v }
         }
+        let norms2 = grads.map { Self.dot($0, $0) }
         fflush(nil)
 
         let theta0 = params.clone()
@@ -168,6 +162,41 @@ struct DiagnoseUpdate: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json))
         }
+    }
+
+    static func dot(_ a: [Float], _ b: [Float]) -> Double {
+        var s = 0.0
+        for i in 0..<a.count { s += Double(a[i]) * Double(b[i]) }
+        return s
+    }
+
+    /// Pairwise statistics of independent batch gradients g_r = ∇ + ξ_r: the mean pairwise dot
+    /// product estimates ‖∇‖² without bias, the mean squared norm ‖∇‖² + E‖ξ‖², so the batch size
+    /// at which the noise would equal the signal is B·(E‖g‖² − ‖∇‖²)/‖∇‖². Prints a line.
+    static func signalToNoise(_ grads: [[Float]], batch: Double, what: String) -> [String: Double] {
+        guard grads.count > 1 else { return [:] }
+        let norms2 = grads.map { dot($0, $0) }
+        var dots = [Double](), cos = [Double]()
+        for a in 0..<grads.count {
+            for b in (a + 1)..<grads.count {
+                let d = dot(grads[a], grads[b])
+                dots.append(d)
+                cos.append(d / (norms2[a] * norms2[b]).squareRoot())
+            }
+        }
+        let signal = dots.reduce(0, +) / Double(dots.count), meanNorm2 = norms2.reduce(0, +) / Double(norms2.count)
+        let meanCos = cos.reduce(0, +) / Double(cos.count)
+        var out: [String: Double] = ["mean_pairwise_cosine": meanCos, "signal_norm2": signal, "mean_norm2": meanNorm2]
+        if signal > 0 {
+            let bNoise = batch * (meanNorm2 - signal) / signal
+            out["noise_scale_sequences"] = bNoise
+            print(String(format: "signal-to-noise (%d batches, %@): mean pairwise cosine %.4f; ‖∇‖² ≈ %.4g of E‖g‖² = %.4g (%.2f%%); noise equals signal at a batch of ≈ %.0f sequences (these: %.0f)",
+                         grads.count, what as NSString, meanCos, signal, meanNorm2, 100 * signal / meanNorm2, bNoise, batch))
+        } else {
+            print(String(format: "signal-to-noise (%d batches, %@): mean pairwise cosine %.4f ≤ 0: no common direction detectable at batches of %.0f sequences",
+                         grads.count, what as NSString, meanCos, batch))
+        }
+        return out
     }
 
     func row(_ rate: Double, _ batch: String, _ t: UpdateCheck.MeanSE, _ h: UpdateCheck.MeanSE?,
