@@ -186,9 +186,37 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     // MARK: YAML and overrides
 
-    /// The YAML key of each field is its kebab-case name (`chunk-length`).
+    /// The YAML key of each field is its kebab-case name (`chunk-length`). Numbers read as a
+    /// person would write them and parse back to the identical Double: the shortest decimal
+    /// that round-trips (Swift's `description`: `1e-05`, `0.6`, `0.3333333333333333`), without
+    /// a trailing `.0` (`300`). (Yams alone prints 15 significant digits, `6e-1`, which loses
+    /// bits, or 17, `1.0000000000000001e-05`.)
     public func yaml() throws -> String {
-        try YAMLEncoder().encode(self)
+        let text = try YAMLEncoder().encode(self)
+        let doubles = Self.doubleFields(self)
+        // The config is flat: one `key: value` line per field at column 0 (a long string may
+        // continue on indented lines, which never start with a key).
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            guard let colon = line.firstIndex(of: ":"), let d = doubles[String(line[..<colon])] else { return String(line) }
+            return "\(line[..<colon]): \(Self.yamlNumber(d))"
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The shortest text that parses back to exactly `d` (finite values; the config has no
+    /// others): `description` without a trailing `.0`. (−0 reads back as 0, an equal value.)
+    static func yamlNumber(_ d: Double) -> String {
+        let s = d.description
+        return s.hasSuffix(".0") ? String(s.dropLast(2)) : s
+    }
+
+    /// Every Double field by YAML key, found by reflection (so a new field is covered).
+    static func doubleFields(_ c: TrainConfig) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for child in Mirror(reflecting: c).children {
+            if let label = child.label, let d = child.value as? Double { out[yamlKey(label)] = d }
+        }
+        return out
     }
 
     /// Loads a YAML file over `base`: keys present in the file replace the base's values;
