@@ -59,6 +59,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var episodes: Int = 2
     public var seed: UInt64 = 43
 
+    // MARK: divergence (issue 10; `DivergenceDetector`)
+    /// Stop after this many bad steps in a row (a CE above 2·ln V, a CE spike, or a gradient
+    /// that is exactly 0 although the loss has one); 0 = report them but never stop. A NaN or
+    /// infinite loss or gradient norm stops the run at once whatever this says.
+    public var maxBadSteps: Int = 3
+    /// Good steps whose CE gives the mean and standard deviation of the spike z-score.
+    public var spikeWindow: Int = 32
+    /// A step's CE more than this many standard deviations above the window's mean is a spike.
+    public var spikeZ: Double = 5
+
     // MARK: evaluation, checkpoints, output
     public var evalEvery: Int = 100
     public var evalChunks: Int = 128
@@ -165,6 +175,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(adamEps > 0, "adam-eps", "must be > 0")
         try need(weightDecay >= 0, "weight-decay", "must be ≥ 0")
         try need(maxGradNorm > 0, "max-grad-norm", "must be > 0")
+        try need(maxBadSteps >= 0, "max-bad-steps", "must be ≥ 0 (0 = never stop for a bad step)")
+        try need(spikeWindow >= 2, "spike-window", "must be at least 2 (a standard deviation needs two steps)")
+        try need(spikeZ > 0 && spikeZ.isFinite, "spike-z", "must be a finite number > 0")
         try need(steps >= 0, "steps", "must be ≥ 0 (0 = derive from episodes)")
         try need(steps > 0 || episodes >= 1, "episodes", "must be at least 1 when steps is 0")
         try need(evalEvery >= 0, "eval-every", "must be ≥ 0 (0 = never)")
@@ -309,7 +322,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start"]
     static let integerFields: Set<String> = [
         "chunk-length", "context-length", "generate-length", "stride", "samples-per-chunk", "chunks-per-step",
-        "steps", "episodes", "seed", "eval-every", "eval-chunks", "save-every", "learners",
+        "steps", "episodes", "seed", "max-bad-steps", "spike-window", "eval-every", "eval-chunks", "save-every", "learners",
         "eval-down-every", "eval-down-limit", "eval-down-samples", "eval-down-max-new-tokens",
         "rlvr-questions", "rlvr-max-new-tokens",
     ]
@@ -329,6 +342,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case learningRate = "learning-rate", warmupRatio = "warmup-ratio"
         case beta1, beta2, adamEps = "adam-eps", weightDecay = "weight-decay"
         case maxGradNorm = "max-grad-norm", steps, episodes, seed
+        case maxBadSteps = "max-bad-steps", spikeWindow = "spike-window", spikeZ = "spike-z"
         case evalEvery = "eval-every", evalChunks = "eval-chunks", saveEvery = "save-every"
         case evalDownEvery = "eval-down-every", evalDownStart = "eval-down-start", evalDownLimit = "eval-down-limit"
         case evalDownSamples = "eval-down-samples", evalDownMaxNewTokens = "eval-down-max-new-tokens"
