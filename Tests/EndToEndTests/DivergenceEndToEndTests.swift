@@ -80,5 +80,11 @@ final class DivergenceEndToEndTests: XCTestCase {
         XCTAssertEqual(train.map { $0["bad_step"] as? Int }, Array(repeating: 0, count: 12), "\(train)")
         XCTAssertEqual(train.filter { $0["loss_z"] is NSNull }.count, 4, "z-scores from step 5 on")
         XCTAssertFalse(out.stderr.contains("warning: step"), "\(out)")
+        // The printed configuration and config.yaml read as a person wrote them (issue 10).
+        let yaml = try String(contentsOfFile: dir + "/config.yaml", encoding: .utf8)
+        for line in ["learning-rate: 0.001", "temperature: 0.6", "stall-timeout: 300", "spike-z: 5"] {
+            XCTAssertTrue(out.stderr.contains("\n\(line)\n"), "startup print lacks '\(line)':\n\(out)")
+            XCTAssertTrue(yaml.contains("\n\(line)\n"), "config.yaml lacks '\(line)':\n\(yaml)")
+        }
     }
 }
