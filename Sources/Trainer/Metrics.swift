@@ -58,7 +58,7 @@ public final class JSONLWriter {
         self.path = path
         let fm = FileManager.default
         try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        if !fm.fileExists(atPath: path) { fm.createFile(atPath: path, contents: nil) }
+        if !fm.fileExists(atPath: path) { _ = fm.createFile(atPath: path, contents: nil) }
         guard let h = FileHandle(forWritingAtPath: path) else {
             throw TrainerError.io("cannot open \(path) for appending")
         }
@@ -87,7 +87,8 @@ public final class ProgressBar {
         self.interactive = interactive
     }
 
-    public func update(step: Int, fields: [(String, Double)]) {
+    /// `note`: appended to the line (e.g. a bad step's anomaly).
+    public func update(step: Int, fields: [(String, Double)], note: String? = nil) {
         if firstStep == nil { firstStep = step - 1 }
         let done = step - (firstStep ?? 0)
         let elapsed = Date().timeIntervalSince(start)
@@ -97,9 +98,11 @@ public final class ProgressBar {
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let f = fields.map { "\($0.0) \(String(format: "%.4g", $0.1))" }.joined(separator: "  ")
         let line = "step \(step)/\(total) [\(bar)] \(Self.clock(elapsed)) eta \(Self.clock(eta))  \(f)"
+            + (note.map { "  \($0)" } ?? "")
         if interactive {
             FileHandle.standardError.write(("\r\u{1B}[K" + line).data(using: .utf8)!)
-            if step == total { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+            // A line with a note stays on screen.
+            if step == total || note != nil { FileHandle.standardError.write("\n".data(using: .utf8)!) }
         } else {
             FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
         }

@@ -59,6 +59,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var episodes: Int = 2
     public var seed: UInt64 = 43
 
+    // MARK: divergence (issue 10; `DivergenceDetector`)
+    /// Stop after this many bad steps in a row (a CE above 2·ln V, a CE spike, or a gradient
+    /// that is exactly 0 although the loss has one); 0 = report them but never stop. A NaN or
+    /// infinite loss or gradient norm stops the run at once whatever this says.
+    public var maxBadSteps: Int = 3
+    /// Good steps whose CE gives the mean and standard deviation of the spike z-score.
+    public var spikeWindow: Int = 32
+    /// A step's CE more than this many standard deviations above the window's mean is a spike.
+    public var spikeZ: Double = 5
+
     // MARK: evaluation, checkpoints, output
     public var evalEvery: Int = 100
     public var evalChunks: Int = 128
@@ -168,6 +178,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(adamEps > 0, "adam-eps", "must be > 0")
         try need(weightDecay >= 0, "weight-decay", "must be ≥ 0")
         try need(maxGradNorm > 0, "max-grad-norm", "must be > 0")
+        try need(maxBadSteps >= 0, "max-bad-steps", "must be ≥ 0 (0 = never stop for a bad step)")
+        try need(spikeWindow >= 2, "spike-window", "must be at least 2 (a standard deviation needs two steps)")
+        try need(spikeZ > 0 && spikeZ.isFinite, "spike-z", "must be a finite number > 0")
         try need(steps >= 0, "steps", "must be ≥ 0 (0 = derive from episodes)")
         try need(steps > 0 || episodes >= 1, "episodes", "must be at least 1 when steps is 0")
         try need(evalEvery >= 0, "eval-every", "must be ≥ 0 (0 = never)")
@@ -190,9 +203,37 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     // MARK: YAML and overrides
 
-    /// The YAML key of each field is its kebab-case name (`chunk-length`).
+    /// The YAML key of each field is its kebab-case name (`chunk-length`). Numbers read as a
+    /// person would write them and parse back to the identical Double: the shortest decimal
+    /// that round-trips (Swift's `description`: `1e-05`, `0.6`, `0.3333333333333333`), without
+    /// a trailing `.0` (`300`). (Yams alone prints 15 significant digits, `6e-1`, which loses
+    /// bits, or 17, `1.0000000000000001e-05`.)
     public func yaml() throws -> String {
-        try YAMLEncoder().encode(self)
+        let text = try YAMLEncoder().encode(self)
+        let doubles = Self.doubleFields(self)
+        // The config is flat: one `key: value` line per field at column 0 (a long string may
+        // continue on indented lines, which never start with a key).
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            guard let colon = line.firstIndex(of: ":"), let d = doubles[String(line[..<colon])] else { return String(line) }
+            return "\(line[..<colon]): \(Self.yamlNumber(d))"
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The shortest text that parses back to exactly `d` (finite values; the config has no
+    /// others): `description` without a trailing `.0`. (−0 reads back as 0, an equal value.)
+    static func yamlNumber(_ d: Double) -> String {
+        let s = d.description
+        return s.hasSuffix(".0") ? String(s.dropLast(2)) : s
+    }
+
+    /// Every Double field by YAML key, found by reflection (so a new field is covered).
+    static func doubleFields(_ c: TrainConfig) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for child in Mirror(reflecting: c).children {
+            if let label = child.label, let d = child.value as? Double { out[yamlKey(label)] = d }
+        }
+        return out
     }
 
     /// Loads a YAML file over `base`: keys present in the file replace the base's values;
@@ -285,7 +326,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start"]
     static let integerFields: Set<String> = [
         "chunk-length", "context-length", "generate-length", "stride", "samples-per-chunk", "chunks-per-step",
-        "steps", "episodes", "seed", "eval-every", "eval-chunks", "eval-seeds", "save-every", "learners",
+        "steps", "episodes", "seed", "max-bad-steps", "spike-window", "eval-every", "eval-chunks", "eval-seeds",
+        "save-every", "learners",
         "eval-down-every", "eval-down-limit", "eval-down-samples", "eval-down-max-new-tokens",
         "rlvr-questions", "rlvr-max-new-tokens",
     ]
@@ -305,6 +347,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case learningRate = "learning-rate", warmupRatio = "warmup-ratio"
         case beta1, beta2, adamEps = "adam-eps", weightDecay = "weight-decay"
         case maxGradNorm = "max-grad-norm", steps, episodes, seed
+        case maxBadSteps = "max-bad-steps", spikeWindow = "spike-window", spikeZ = "spike-z"
         case evalEvery = "eval-every", evalChunks = "eval-chunks", evalSeeds = "eval-seeds", saveEvery = "save-every"
         case evalDownEvery = "eval-down-every", evalDownStart = "eval-down-start", evalDownLimit = "eval-down-limit"
         case evalDownSamples = "eval-down-samples", evalDownMaxNewTokens = "eval-down-max-new-tokens"

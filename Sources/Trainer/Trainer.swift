@@ -52,6 +52,8 @@ public final class Trainer {
     let resume: String?
     /// Stop (with a checkpoint) once this many steps are done, even if the run is longer.
     let stopAfter: Int?
+    /// Rank 0's watch for loss spikes, absurd CE and dead gradients (`watchDivergence`).
+    var divergence: DivergenceDetector
 
     public init(context: RunContext, comm: Communicator, showProgress: Bool = true, watchdog: StallWatchdog? = nil,
                 resume: String? = nil, stopAfter: Int? = nil, log: @escaping (String) -> Void = { _ in }) throws {
@@ -61,6 +63,8 @@ public final class Trainer {
         self.context = context
         self.comm = comm
         rank = comm.rank
+        divergence = DivergenceDetector(maxBadSteps: c.maxBadSteps, window: c.spikeWindow, spikeZ: c.spikeZ,
+                                        vocabularySize: context.policy.config.vocabSize)
         if c.method == "rlvr" && c.steps == 0 {
             throw ConfigError.invalid(field: "steps", reason: "method rlvr needs an explicit number of steps")
         }
@@ -119,6 +123,7 @@ public final class Trainer {
         let c = context.config
         if let resume { try restore(from: resume) }
         if rank == 0 { metrics = try JSONLWriter(path: c.runDir + "/metrics.jsonl") }
+        if rank == 0, resume != nil, let m = metrics { replayDivergence(metricsFile: m.path) }
         if evalOnly {
             var times = PhaseTimes(), bytes = 0.0
             try syncWeights(step: stepsDone, times: &times, bytes: &bytes)
@@ -134,12 +139,15 @@ public final class Trainer {
             let t = stepsDone
             if c.evalEvery > 0 && t % c.evalEvery == 0 { try evaluate(step: t) }
             if downstreamDue(step: t) { try evaluateDownstream(step: t) }
-            let r = try step()
+            var r = try step()
+            let stop = try watchDivergence(&r)
             if let r {
                 metrics?.write(r)
                 progress?.update(step: t + 1, fields: [("reward", r["reward"] ?? .nan), ("align", r["alignment"] ?? .nan),
-                                                       ("ce", r["ce"] ?? .nan)])
+                                                       ("ce", r["ce"] ?? .nan)], note: r.strings["anomaly"].map {
+                                    "BAD STEP: \($0) (\(Int(r["bad_steps"] ?? 0)) in a row)" })
             }
+            if let stop { throw TrainerError.diverged(stop) }
             if (c.saveEvery > 0 && stepsDone % c.saveEvery == 0) || stepsDone == end { try save() }
         }
         if c.evalEvery > 0 && stepsDone == context.totalSteps { try evaluate(step: stepsDone) }
@@ -311,9 +319,7 @@ public final class Trainer {
             watchdog?.enter("optimizer", step: t)
             opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
             self.optimizer = optimizer
-            if let o = opt, !o.applied {
-                throw TrainerError.diverged("step \(t + 1): the gradient norm is \(o.gradNorm); the update was skipped")
-            }
+            // A non-finite gradient skipped the update; `watchDivergence` stops every rank.
         }
         stepsDone = t + 1
         // Synchronous: the new weights go to the workers now, so the next step sees them.

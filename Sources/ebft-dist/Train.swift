@@ -133,7 +133,12 @@ struct Train: ParsableCommand {
             }
             let trainer = try Trainer(context: context, comm: world, showProgress: !quiet, watchdog: watchdog,
                                       resume: resumeFrom?.directory, stopAfter: stopAfter, log: say)
-            try trainer.run(evalOnly: evalOnly)
+            do {
+                try trainer.run(evalOnly: evalOnly)
+            } catch TrainerError.diverged(let why) {
+                // Every rank stops here together (rank 0's verdict is broadcast): one message, exit 4.
+                throw AllRanksError(message: "training diverged: \(why)", code: 4)
+            }
             say("done: metrics in \(config.runDir)/metrics.jsonl")
         }
     }

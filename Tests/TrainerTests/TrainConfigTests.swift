@@ -88,3 +88,60 @@ final class TrainConfigTests: XCTestCase {
         XCTAssertThrowsError(try TrainConfig.load(yamlFile: dir.appendingPathComponent("missing.yaml").path))
     }
 }
+
+/// The printed configuration (startup print, config.yaml, checkpoints) reads as a person
+/// wrote it and parses back to the identical values.
+final class TrainConfigYAMLNumberTests: XCTestCase {
+    /// Every Double field of `c`, by YAML key (found by reflection, so a new field is covered).
+    static func doubles(_ c: TrainConfig) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for child in Mirror(reflecting: c).children {
+            if let label = child.label, let d = child.value as? Double { out[TrainConfig.yamlKey(label)] = d }
+        }
+        return out
+    }
+
+    func assertRoundTrip(_ c: TrainConfig, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let text = try c.yaml()
+        let back = try TrainConfig.load(yamlText: text, source: what)
+        XCTAssertTrue(back == c, "\(what): the configuration read back differs", file: file, line: line)
+        let a = Self.doubles(c), b = Self.doubles(back)
+        XCTAssertEqual(Set(a.keys), Set(b.keys), file: file, line: line)
+        for (k, v) in a {
+            XCTAssertEqual(b[k]?.bitPattern, v.bitPattern, "\(what): \(k) \(v) came back as \(b[k] ?? .nan)\n\(text)",
+                           file: file, line: line)
+        }
+    }
+
+    func testDoubleFieldsPrintShortAndRoundTripBitExactly() throws {
+        XCTAssertGreaterThanOrEqual(Self.doubles(TrainConfig()).count, 16, "reflection finds the Double fields")
+        for name in TrainConfig.presetNames {
+            try assertRoundTrip(try TrainConfig.preset(name), "preset \(name)")
+        }
+        let awkward: [Double] = [1e-5, 3e-5, 0.1, 1.0 / 3, 1e-300, .leastNonzeroMagnitude, 1e22, 123456789.125, 0.6, 300, 0,
+                                 -2.5e-7, 1e16, 9007199254740992, 2.2250738585072014e-308, .greatestFiniteMagnitude]
+        let base = try TrainConfig.preset("small")
+        for v in awkward {
+            // Every Double field set to v (through the override path, which parses v's text).
+            var c = base
+            for key in Self.doubles(base).keys { try c.set(key, to: "\(v)") }
+            for (key, d) in Self.doubles(c) { XCTAssertEqual(d.bitPattern, v.bitPattern, "setting \(key) to \(v)") }
+            try assertRoundTrip(c, "every Double field = \(v)")
+        }
+    }
+
+    func testPrintedNumbersReadAsAPersonWroteThem() throws {
+        var c = try TrainConfig.preset("small")
+        c.ceCoef = 1.0 / 3
+        c.adamEps = .leastNonzeroMagnitude  // 5e-324
+        c.weightDecay = 1e22
+        c.diversityCoef = 123456789.125
+        let lines = Set(try c.yaml().split(separator: "\n").map(String.init))
+        for expected in ["learning-rate: 1e-05", "temperature: 0.6", "stall-timeout: 300", "top-p: 1",
+                         "warmup-ratio: 0.03", "beta2: 0.95", "ce-coef: 0.3333333333333333", "adam-eps: 5e-324",
+                         "weight-decay: 1e+22", "diversity-coef: 123456789.125", "validation-fraction: 0.05",
+                         "chunk-length: 128", "steps: 8", "seed: 43", "whitening: true", "pooling: last-token"] {
+            XCTAssertTrue(lines.contains(expected), "no line '\(expected)' in:\n\(lines.sorted().joined(separator: "\n"))")
+        }
+    }
+}
