@@ -43,6 +43,7 @@ struct DiagnoseUpdate: ParsableCommand {
     @Option(help: "adam (the trainer's first AdamW step) or gradient (the same L2 length along −∇).")
     var direction = "adam"
     @Option(help: "Also write the results as JSON to this file.") var json: String?
+    @Flag(help: "Only the gradients and their signal-to-noise figures: no evaluation, no step.") var gradientsOnly = false
 
     func run() throws {
         let c = try config.resolve()
@@ -84,6 +85,31 @@ struct DiagnoseUpdate: ParsableCommand {
               + "direction \(direction)")
         fflush(nil)
         let t0 = Date()
+        if gradientsOnly {
+            var grads = [[Float]]()
+            for (b, chunkSet) in batches.enumerated() {
+                for r in 0..<(b == 0 ? trainSeeds : 1) {
+                    UpdateCheck.gradient(learner: learner, critic: critic, chunks: chunkSet, settings: settings,
+                                         seed: trainSeedValues[r] &+ UInt64(b))
+                    grads.append(Array(UnsafeBufferPointer(start: learner.grads.pointer, count: N)))
+                }
+            }
+            let batch = Double(chunks * c.samplesPerChunk)
+            var out: [String: Double] = ["batch_sequences": batch]
+            for (k, v) in Self.signalToNoise(Array(grads.prefix(trainSeeds)), batch: batch, what: "the same chunks, other samples") {
+                out["same_chunks_" + k] = v
+            }
+            if disjointBatches > 0 {
+                let other = [grads[0]] + Array(grads.dropFirst(trainSeeds))
+                for (k, v) in Self.signalToNoise(other, batch: batch, what: "different chunks") { out["other_chunks_" + k] = v }
+            }
+            print(String(format: "(%.0f s)", Date().timeIntervalSince(t0)))
+            if let json {
+                let data = try JSONSerialization.data(withJSONObject: ["gradient": out], options: [.prettyPrinted, .sortedKeys])
+                try data.write(to: URL(fileURLWithPath: json))
+            }
+            return
+        }
         func measure(_ chunks: [(id: Int, tokens: [Int32])]) -> [UpdateCheck.Measurement] {
             chunks.isEmpty ? [] : UpdateCheck.measure(policy: policy, critic: critic, chunks: chunks, settings: settings, seeds: seeds)
         }
