@@ -37,6 +37,9 @@ public final class Trainer {
     /// Steps between learner-replica checksum comparisons.
     public var checksumEvery = 50
     public private(set) var stepsDone = 0
+    /// The gradient signal-to-noise tracker (rank 0) and its estimate after the last step.
+    var noiseTracker: GradientNoise?
+    var noiseEstimate: GradientNoise.Estimate?
 
     public static let phases = ["broadcast", "sample", "features", "reward", "transfer", "backward", "allreduce",
                                 "optimizer", "eval"]
@@ -240,6 +243,7 @@ public final class Trainer {
         let t = stepsDone
         let c = context.config
         let start = Date()
+        noiseEstimate = nil
         var times = PhaseTimes()
         var bytesSent = 0.0, bytesReceived = 0.0
 
@@ -319,6 +323,9 @@ public final class Trainer {
             watchdog?.enter("optimizer", step: t)
             opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
             self.optimizer = optimizer
+            if rank == 0, let o = opt, o.applied {
+                noiseEstimate = times.time("optimizer") { gradientNoise(optimizer, gradNorm: o.gradNorm, chunks: chunks.count) }
+            }
             // A non-finite gradient skipped the update; `watchDivergence` stops every rank.
         }
         stepsDone = t + 1
@@ -372,6 +379,11 @@ public final class Trainer {
         r["loss"] = sft ? l.ceSum / max(l.sequences, 1)
             : rlvr != nil ? l.rlSum / max(l.sequences, 1) : (l.rlSum + c.ceCoef * l.ceSum) / max(l.sequences, 1)
         r["grad_norm"] = o.gradNorm
+        if let e = noiseEstimate {
+            // Adam's first moment against the recent squared norms (Learner/GradientNoise.swift).
+            r["grad_signal_fraction"] = e.signalFraction
+            if e.noiseScale.isFinite { r["grad_noise_scale"] = e.noiseScale }
+        }
         r["lr"] = o.learningRate
         r["sequences"] = l.sequences
         r["generated_tokens"] = tail[0]
@@ -389,6 +401,22 @@ public final class Trainer {
         }
         r["time_step"] = Date().timeIntervalSince(start)
         return r
+    }
+
+    /// The gradient signal-to-noise estimate after an applied step (rank 0, a learner): the
+    /// clipped gradient's squared norm and the bias-corrected first moment's. The noise scale is
+    /// in sequences (chunks × samples, or chunks for SFT, or questions × samples for RLVR).
+    func gradientNoise(_ opt: PolicyOptimizer, gradNorm: Double, chunks: Int) -> GradientNoise.Estimate? {
+        let c = context.config
+        guard c.beta1 > 0 else { return nil }
+        if noiseTracker == nil { noiseTracker = GradientNoise(beta: c.beta1) }
+        let clipped = min(gradNorm, opt.maxGradNorm)
+        let step = opt.adam.step
+        let m = opt.adam.m.withUnsafeBufferPointer { GradClip.globalNorm($0.baseAddress!, count: $0.count) }
+        let m2 = m * m / Foundation.pow(1 - Foundation.pow(c.beta1, Double(step)), 2)
+        let batch = Double(c.method == "rlvr" ? c.rlvrQuestions * c.samplesPerChunk
+                           : c.method == "sft" ? chunks : chunks * c.samplesPerChunk)
+        return noiseTracker?.update(gradNorm2: clipped * clipped, momentNorm2: m2, momentSteps: step, batch: batch)
     }
 
     func roleGroups() -> [(String, [Int])] {

@@ -67,6 +67,11 @@ final class TrainerEndToEndTests: XCTestCase {
             }
             XCTAssertEqual(m.filter { $0["kind"] as? String == "train" }.count, 3, "\(out)")
             XCTAssertEqual(m.filter { $0["kind"] as? String == "eval" }.count, 3, "\(out)")
+            for e in m where e["kind"] as? String == "train" && (e["step"] as? Int ?? 0) >= 2 {
+                // From the second step on, Adam's moment gives a gradient signal-to-noise estimate.
+                let f = try XCTUnwrap(e["grad_signal_fraction"] as? Double, "np \(np): no grad_signal_fraction")
+                XCTAssertTrue(f >= 0 && f <= 1, "grad_signal_fraction \(f)")
+            }
             for e in m where e["kind"] as? String == "eval" {
                 // Two sampling seeds: means with standard errors; raw-feature metrics beside the
                 // whitened ones.
