@@ -44,6 +44,8 @@ struct DiagnoseUpdate: ParsableCommand {
     var direction = "adam"
     @Option(help: "Also write the results as JSON to this file.") var json: String?
     @Flag(help: "Only the gradients and their signal-to-noise figures: no evaluation, no step.") var gradientsOnly = false
+    @Option(help: "With --gradients-only: the gradient of ebft (the EBFT loss) or ce (teacher-forced cross-entropy of the chunks, the SFT gradient, for comparison).")
+    var objective = "ebft"
 
     func run() throws {
         let c = try config.resolve()
@@ -53,6 +55,7 @@ struct DiagnoseUpdate: ParsableCommand {
             }
             return v
         }
+        guard ["ebft", "ce"].contains(objective) else { throw ValidationError("--objective must be ebft or ce") }
         guard ["adam", "gradient"].contains(direction) else { throw ValidationError("--direction must be adam or gradient") }
         guard chunks > 0, evalSeeds > 1, trainSeeds > 0, heldOut >= 0 else {
             throw ValidationError("--chunks and --train-seeds must be positive, --eval-seeds at least 2")
@@ -89,12 +92,17 @@ struct DiagnoseUpdate: ParsableCommand {
             var grads = [[Float]]()
             for (b, chunkSet) in batches.enumerated() {
                 for r in 0..<(b == 0 ? trainSeeds : 1) {
-                    UpdateCheck.gradient(learner: learner, critic: critic, chunks: chunkSet, settings: settings,
-                                         seed: trainSeedValues[r] &+ UInt64(b))
+                    if objective == "ce" {
+                        learner.grads.zero()
+                        _ = learner.accumulateCE(chunkSet.map(\.tokens), totalSequences: chunkSet.count)
+                    } else {
+                        UpdateCheck.gradient(learner: learner, critic: critic, chunks: chunkSet, settings: settings,
+                                             seed: trainSeedValues[r] &+ UInt64(b))
+                    }
                     grads.append(Array(UnsafeBufferPointer(start: learner.grads.pointer, count: N)))
                 }
             }
-            let batch = Double(chunks * c.samplesPerChunk)
+            let batch = Double(chunks * (objective == "ce" ? 1 : c.samplesPerChunk))
             var out: [String: Double] = ["batch_sequences": batch]
             for (k, v) in Self.signalToNoise(Array(grads.prefix(trainSeeds)), batch: batch, what: "the same chunks, other samples") {
                 out["same_chunks_" + k] = v

@@ -334,10 +334,11 @@ final class CheckpointTests: XCTestCase {
         let (p, opt) = trained(seed: 13)
         let dir = try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(1))
         let intact = try ModelSource.load(dir)
-        XCTAssertEqual(memcmp(p.pointer, intact.pointer, 4 * p.count), 0)
+        withExtendedLifetime(intact) { XCTAssertEqual(memcmp(p.pointer, intact.pointer, 4 * p.count), 0) }
         let plain = run + "/plain-hf"
         try p.saveHF(directory: plain)
-        XCTAssertEqual(memcmp(p.pointer, try ModelSource.load(plain).pointer, 4 * p.count), 0)
+        let plainLoaded = try ModelSource.load(plain)  // held: its buffer lives as long as it does
+        withExtendedLifetime(plainLoaded) { XCTAssertEqual(memcmp(p.pointer, plainLoaded.pointer, 4 * p.count), 0) }
 
         let weights = dir + "/model.safetensors"
         try Self.flipByte(weights)
