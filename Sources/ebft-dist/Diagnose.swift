@@ -220,7 +220,12 @@ struct DiagnoseUpdate: ParsableCommand {
         }
         let signal = dots.reduce(0, +) / Double(dots.count), meanNorm2 = norms2.reduce(0, +) / Double(norms2.count)
         let meanCos = cos.reduce(0, +) / Double(cos.count)
-        var out: [String: Double] = ["mean_pairwise_cosine": meanCos, "signal_norm2": signal, "mean_norm2": meanNorm2]
+        let sdCos = cos.count > 1 ? (cos.reduce(0) { $0 + ($1 - meanCos) * ($1 - meanCos) } / Double(cos.count - 1)).squareRoot() : 0
+        var out: [String: Double] = ["mean_pairwise_cosine": meanCos, "pairwise_cosine_sd": sdCos,
+                                     "signal_norm2": signal, "mean_norm2": meanNorm2]
+        // The pairs share batches, so sd/√pairs understates the mean's error somewhat.
+        print(String(format: "  pairwise cosines: %d pairs, mean %.4f, sd %.4f, min %.4f, max %.4f", cos.count, meanCos, sdCos,
+                     cos.min() ?? .nan, cos.max() ?? .nan))
         if signal > 0 {
             let bNoise = batch * (meanNorm2 - signal) / signal
             out["noise_scale_sequences"] = bNoise
