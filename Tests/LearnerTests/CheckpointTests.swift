@@ -151,13 +151,7 @@ final class CheckpointTests: XCTestCase {
         try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(1))
         let dir = try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(2))
         let path = dir + "/optimizer.safetensors"
-        let fh = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
-        let size = try fh.seekToEnd()
-        try fh.seek(toOffset: size / 2)
-        let byte = try XCTUnwrap(fh.readData(ofLength: 1).first)
-        try fh.seek(toOffset: size / 2)
-        fh.write(Data([byte ^ 0x10]))
-        try fh.close()
+        try Self.flipByte(path)
 
         let q = ParameterStore(config: p.config)
         var o2 = AdamW(count: q.count)
