@@ -56,6 +56,7 @@ struct DiagnoseUpdate: ParsableCommand {
             return v
         }
         guard ["ebft", "ce"].contains(objective) else { throw ValidationError("--objective must be ebft or ce") }
+        guard objective == "ebft" || gradientsOnly else { throw ValidationError("--objective ce needs --gradients-only") }
         guard ["adam", "gradient"].contains(direction) else { throw ValidationError("--direction must be adam or gradient") }
         guard chunks > 0, evalSeeds > 1, trainSeeds > 0, heldOut >= 0 else {
             throw ValidationError("--chunks and --train-seeds must be positive, --eval-seeds at least 2")
@@ -88,32 +89,32 @@ struct DiagnoseUpdate: ParsableCommand {
               + "direction \(direction)")
         fflush(nil)
         let t0 = Date()
+        // Batch gradients: --train-seeds on the step's chunks (other samples), then one per
+        // further batch of distinct chunks; batch b, seed r is keyed by trainSeedValues[r] + b.
+        func batchGradient(_ chunkSet: [(id: Int, tokens: [Int32])], seed: UInt64) -> [Float] {
+            if objective == "ce" {
+                learner.grads.zero()
+                _ = learner.accumulateCE(chunkSet.map(\.tokens), totalSequences: chunkSet.count)
+            } else {
+                UpdateCheck.gradient(learner: learner, critic: critic, chunks: chunkSet, settings: settings, seed: seed)
+            }
+            return Array(UnsafeBufferPointer(start: learner.grads.pointer, count: N))
+        }
+        let grads = (0..<trainSeeds).map { batchGradient(trainChunks, seed: trainSeedValues[$0]) }
+        let batch = Double(chunks * (objective == "ce" ? 1 : c.samplesPerChunk))
+        var noise: [String: Double] = ["batch_sequences": batch]
+        print("gradient: ‖g‖ per batch " + grads.map { String(format: "%.4g", Self.dot($0, $0).squareRoot()) }.joined(separator: ", ")
+              + String(format: " (batches of %.0f sequences)", batch))
+        for (k, v) in Self.signalToNoise(grads, batch: batch, what: "the same chunks, other samples") { noise["same_chunks_" + k] = v }
+        if disjointBatches > 0 {
+            let other = [grads[0]] + batches.enumerated().dropFirst().map { batchGradient($0.element, seed: trainSeedValues[0] &+ UInt64($0.offset)) }
+            for (k, v) in Self.signalToNoise(other, batch: batch, what: "different chunks") { noise["other_chunks_" + k] = v }
+        }
+        fflush(nil)
         if gradientsOnly {
-            var grads = [[Float]]()
-            for (b, chunkSet) in batches.enumerated() {
-                for r in 0..<(b == 0 ? trainSeeds : 1) {
-                    if objective == "ce" {
-                        learner.grads.zero()
-                        _ = learner.accumulateCE(chunkSet.map(\.tokens), totalSequences: chunkSet.count)
-                    } else {
-                        UpdateCheck.gradient(learner: learner, critic: critic, chunks: chunkSet, settings: settings,
-                                             seed: trainSeedValues[r] &+ UInt64(b))
-                    }
-                    grads.append(Array(UnsafeBufferPointer(start: learner.grads.pointer, count: N)))
-                }
-            }
-            let batch = Double(chunks * (objective == "ce" ? 1 : c.samplesPerChunk))
-            var out: [String: Double] = ["batch_sequences": batch]
-            for (k, v) in Self.signalToNoise(Array(grads.prefix(trainSeeds)), batch: batch, what: "the same chunks, other samples") {
-                out["same_chunks_" + k] = v
-            }
-            if disjointBatches > 0 {
-                let other = [grads[0]] + Array(grads.dropFirst(trainSeeds))
-                for (k, v) in Self.signalToNoise(other, batch: batch, what: "different chunks") { out["other_chunks_" + k] = v }
-            }
             print(String(format: "(%.0f s)", Date().timeIntervalSince(t0)))
             if let json {
-                let data = try JSONSerialization.data(withJSONObject: ["gradient": out], options: [.prettyPrinted, .sortedKeys])
+                let data = try JSONSerialization.data(withJSONObject: ["gradient": noise], options: [.prettyPrinted, .sortedKeys])
                 try data.write(to: URL(fileURLWithPath: json))
             }
             return
@@ -124,32 +125,6 @@ struct DiagnoseUpdate: ParsableCommand {
         let beforeTrain = measure(trainChunks), beforeHeld = measure(heldChunks)
         let jT = UpdateCheck.MeanSE(beforeTrain.map(\.objective)), jH = UpdateCheck.MeanSE(beforeHeld.map(\.objective))
         print("J before: training chunks \(jT), held-out \(jH)  (\(String(format: "%.0f", Date().timeIntervalSince(t0))) s)")
-        fflush(nil)
-
-        // The training batches' gradients, kept for every step size.
-        var grads = [[Float]]()
-        var stats = [LearnerStats]()
-        for r in 0..<trainSeeds {
-            let s = UpdateCheck.gradient(learner: learner, critic: critic, chunks: trainChunks, settings: settings,
-                                         seed: trainSeedValues[r])
-            stats.append(s)
-            grads.append(Array(UnsafeBufferPointer(start: learner.grads.pointer, count: N)))
-        }
-        let batch = Double(trainChunks.count * c.samplesPerChunk)
-        var noise: [String: Double] = ["batch_sequences": batch]
-        print("gradient: ‖g‖ per batch " + grads.map { String(format: "%.4g", Self.dot($0, $0).squareRoot()) }.joined(separator: ", ")
-              + String(format: " (batches of %.0f sequences)", batch))
-        for (k, v) in Self.signalToNoise(grads, batch: batch, what: "the same chunks, other samples") { noise["same_chunks_" + k] = v }
-        if disjointBatches > 0 {
-            // One gradient per further batch of distinct chunks, plus the first training batch.
-            var other = [grads[0]]
-            for (b, chunkSet) in batches.dropFirst().enumerated() {
-                UpdateCheck.gradient(learner: learner, critic: critic, chunks: chunkSet, settings: settings,
-                                     seed: trainSeedValues[0] &+ UInt64(b + 1))
-                other.append(Array(UnsafeBufferPointer(start: learner.grads.pointer, count: N)))
-            }
-            for (k, v) in Self.signalToNoise(other, batch: batch, what: "different chunks") { noise["other_chunks_" + k] = v }
-        }
         let norms2 = grads.map { Self.dot($0, $0) }
         fflush(nil)
 
