@@ -15,6 +15,7 @@ STEPS=${STEPS:-40}
 EVAL_EVERY=${EVAL_EVERY:-10}
 OUT=${OUT:-runs/objective}
 EXTRA=${EXTRA:-}
+SEEDS=${SEEDS:-6}
 for lr in $LRS; do
   for c in $CHUNKS; do
     name="lr$lr-c$c"
@@ -22,7 +23,7 @@ for lr in $LRS; do
     # shellcheck disable=SC2086
     scripts/launch.sh 1 "$BIN" train --preset small --quiet --steps "$STEPS" \
       --set ce-coef=0 --set learning-rate="$lr" --set chunks-per-step="$c" \
-      --set eval-every="$EVAL_EVERY" --set eval-chunks=8 --set eval-seeds=4 \
+      --set eval-every="$EVAL_EVERY" --set eval-chunks=8 --set eval-seeds="$SEEDS" \
       --run-dir "$OUT/$name" $EXTRA
   done
 done

@@ -47,10 +47,17 @@ extension Trainer {
         r["eval_ce"] = ce
         r["eval_perplexity"] = exp(ce)
         // Means over the sampling seeds, and their standard errors when there are several.
-        func put(_ key: String, _ value: (RewardStats, RewardStats) -> Double) {
-            let m = UpdateCheck.MeanSE(perSeed.map(value))
+        // With `perSeed`, each seed's value too (`KEY_seedE`), so that a later evaluation can be
+        // compared with this one paired over seeds: evaluation e uses the same sampling seed at
+        // every step (`Report.pairedChanges`).
+        func put(_ key: String, perSeed logSeeds: Bool = false, _ value: (RewardStats, RewardStats) -> Double) {
+            let values = perSeed.map(value)
+            let m = UpdateCheck.MeanSE(values)
             r[key] = m.mean
             if E > 1 { r[key + "_se"] = m.se }
+            if E > 1 && logSeeds {
+                for (e, v) in values.enumerated() { r[Report.seedKey(key, e)] = v }
+            }
         }
         put("eval_reward_pass1") { s, _ in s.rewardPass1 }
         put("eval_reward_passn") { s, _ in s.rewardPassN }
@@ -64,8 +71,8 @@ extension Trainer {
         // On raw features whatever the whitening setting: the unbiased estimate of ‖φ_gt‖² − L_CFM,
         // and the objective the EBFT estimator climbs, α·align − (β/2)·div (issue 11).
         put("eval_alignment_raw_pass1") { _, raw in raw.alignmentPass1 }
-        put("eval_feature_matching_raw_pass1") { _, raw in raw.featureMatchingPass1 }
-        put("eval_objective_raw") { _, raw in alpha * raw.alignmentPass1 - beta / 2 * raw.diversityPass1 }
+        put("eval_feature_matching_raw_pass1", perSeed: true) { _, raw in raw.featureMatchingPass1 }
+        put("eval_objective_raw", perSeed: true) { _, raw in alpha * raw.alignmentPass1 - beta / 2 * raw.diversityPass1 }
         r["time_eval"] = Date().timeIntervalSince(t0)
         metrics?.write(r)
         log(String(format: "eval @ step %d: ce %.4f  reward %.4f  alignment %.4f  fm-loss %.4f  raw objective %.4f", step, ce,

@@ -76,13 +76,18 @@ final class TrainerEndToEndTests: XCTestCase {
                 // Two sampling seeds: means with standard errors; raw-feature metrics beside the
                 // whitened ones.
                 XCTAssertGreaterThan(try XCTUnwrap(e["eval_reward_pass1_se"] as? Double), 0)
-                XCTAssertNotNil(e["eval_objective_raw"] as? Double)
+                let j = try XCTUnwrap(e["eval_objective_raw"] as? Double)
+                // Each seed's value too, for changes paired over seeds; their mean is the value.
+                let seeds = try (0..<2).map { try XCTUnwrap(e["eval_objective_raw_seed\($0)"] as? Double) }
+                XCTAssertEqual((seeds[0] + seeds[1]) / 2, j, accuracy: 1e-12 * max(1, abs(j)))
+                XCTAssertNil(e["eval_objective_raw_seed2"])
+                XCTAssertNotNil(e["eval_feature_matching_raw_pass1_seed1"] as? Double)
             }
             guard let ref = reference else { reference = m; continue }
             for (a, b) in zip(ref, m) {
                 for key in ["reward", "alignment", "diversity", "ce", "grad_norm", "eval_ce", "eval_reward_pass1",
                             "eval_reward_pass1_se", "eval_objective_raw", "eval_objective_raw_se",
-                            "eval_feature_matching_raw_pass1"] {
+                            "eval_feature_matching_raw_pass1", "eval_objective_raw_seed0", "eval_objective_raw_seed1"] {
                     guard let x = a[key] as? Double else { continue }
                     let y = try XCTUnwrap(b[key] as? Double, "np \(np) \(extra): \(key) missing")
                     XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x)), "np \(np) \(extra): \(key) at step \(a["step"] ?? "?")")

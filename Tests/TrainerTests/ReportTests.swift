@@ -301,6 +301,38 @@ final class ReportTests: XCTestCase {
         XCTAssertThrowsError(try Report.write(runs: [], to: root + "/empty"))
     }
 
+    /// The change from the first evaluation is paired seed by seed: a shift common to every
+    /// seed has no paired error, while the unpaired error sees the seeds' spread.
+    func testPairedChangesOverSamplingSeeds() throws {
+        func rec(_ step: Int, _ seeds: [Double], key: String = "eval_objective_raw") -> RunRecord {
+            var n: [String: Double] = [key: seeds.reduce(0, +) / Double(seeds.count)]
+            for (e, v) in seeds.enumerated() { n[Report.seedKey(key, e)] = v }
+            return RunRecord(step: step, line: step + 1, numbers: n)
+        }
+        let base = [0.80, 0.90, 0.85, 0.75]
+        let eval = [RunRecord(step: 0, line: 1, numbers: ["eval_ce": 3]),  // no per-seed values
+                    rec(0, base),
+                    rec(10, base.map { $0 + 0.01 }),
+                    rec(20, zip(base, [0.02, 0.04, 0.0, 0.02]).map { $0 + $1 })]
+        let c = Report.pairedChanges(eval, key: "eval_objective_raw")
+        XCTAssertEqual(c.map(\.step), [10, 20])
+        XCTAssertEqual(c[0].change, 0.01, accuracy: 1e-12)
+        XCTAssertEqual(c[0].se, 0, accuracy: 1e-12)
+        // Unpaired: both evaluations have the seeds' spread, sd(base)/2 = 0.0645/2 each.
+        let sd = (base.map { ($0 - 0.825) * ($0 - 0.825) }.reduce(0, +) / 3).squareRoot()
+        XCTAssertEqual(c[0].unpairedSE, (2 * (sd / 2) * (sd / 2)).squareRoot(), accuracy: 1e-12)
+        // Differences 0.02, 0.04, 0, 0.02: mean 0.02, sd √(0.0008/3), se = sd/2.
+        XCTAssertEqual(c[1].change, 0.02, accuracy: 1e-12)
+        XCTAssertEqual(c[1].se, (0.0008 / 3).squareRoot() / 2, accuracy: 1e-12)
+        XCTAssertEqual(c[1].seeds, 4)
+        XCTAssertTrue(Report.pairedChanges(eval, key: "eval_feature_matching_raw_pass1").isEmpty)
+
+        let run = RunLog(dir: "/tmp/x", task: "code", method: "ebft", train: [RunRecord(step: 1, line: 1)], eval: eval)
+        let table = Report.pairedChangeTable(runs: [run])
+        XCTAssertTrue(table.contains("| 20 | 0.8450 | +0.0200 ± 0.0082 | 2.4 |"), table)
+        XCTAssertTrue(Report.tables(runs: [run]).contains("change from first eval ± paired SE"))
+    }
+
     func testNiceTicks() {
         XCTAssertEqual(SVGPlot.niceStep(0.23), 0.25)
         XCTAssertEqual(SVGPlot.niceStep(3), 5)
