@@ -43,16 +43,28 @@ public struct RunLog: Sendable {
     public var train: [RunRecord]
     public var eval: [RunRecord]
     public var downstream: [RunRecord]
+    /// config.yaml's settings other than `seed` and `run-dir`, as text: runs of one task whose
+    /// settings are equal are seeds of one configuration, reported as one group.
+    public var settings: [String: String]
+    /// The label came from a `--label` override (runs sharing one are grouped as seeds).
+    public var labelGiven = false
 
     public init(dir: String, label: String? = nil, task: String, method: String,
-                train: [RunRecord] = [], eval: [RunRecord] = [], downstream: [RunRecord] = []) {
+                train: [RunRecord] = [], eval: [RunRecord] = [], downstream: [RunRecord] = [],
+                settings: [String: String] = [:]) {
         self.dir = dir
         self.task = task
         self.method = method
         self.train = train
         self.eval = eval
         self.downstream = downstream
+        self.settings = settings
         self.label = label ?? (train.isEmpty ? "base" : method)
+    }
+
+    /// The settings other than the seed, in one comparable string.
+    var settingsKey: String {
+        settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
     }
 
     /// No optimizer steps: the starting model, evaluated only.
@@ -84,8 +96,10 @@ public struct RunLog: Sendable {
             throw ReportError("\(dir): no readable metrics.jsonl")
         }
         let records = try parseMetrics(text, source: metricsPath)
+        var settings: [String: String] = [:]
+        for (k, v) in map where k != "seed" && k != "run-dir" { settings[k] = v is NSNull ? "null" : "\(v)" }
         return RunLog(dir: dir, task: task, method: method,
-                      train: records.train, eval: records.eval, downstream: records.downstream)
+                      train: records.train, eval: records.eval, downstream: records.downstream, settings: settings)
     }
 
     /// Parses metrics.jsonl text into train, eval and downstream records, each sorted by step
@@ -230,21 +244,48 @@ public enum Report {
     }
 
     /// Applies overrides (keyed by directory as given), then makes labels unique within each
-    /// task by appending " (dirname)" to every label that two runs of the task share.
+    /// task by appending " (dirname)" to every label that two runs of the task share — except
+    /// that runs which are seeds of one configuration keep one label and form a group (see
+    /// `groups`): runs of a task with the same settings but for `seed` and `run-dir`, or runs
+    /// given the same label by overrides. A group's suffix is its first directory's name.
     public static func assignLabels(_ runs: inout [RunLog], overrides: [String: String] = [:]) {
         for i in runs.indices {
+            runs[i].labelGiven = overrides[runs[i].dir] != nil
             runs[i].label = overrides[runs[i].dir] ?? (runs[i].isBase ? "base" : runs[i].method)
         }
+        // The seed group a run belongs to: by label when given, otherwise by its settings.
+        func cluster(_ r: RunLog) -> String {
+            r.task + "\u{0}" + r.label + "\u{0}" + (r.labelGiven ? "given" : r.settingsKey)
+        }
         for _ in 0..<2 {  // a second pass catches clashes the first created
-            var counts: [String: Int] = [:]
-            for r in runs { counts[r.task + "\u{0}" + r.label, default: 0] += 1 }
+            var clusters: [String: Set<String>] = [:]
+            var firstDir: [String: String] = [:]
+            for r in runs {
+                clusters[r.task + "\u{0}" + r.label, default: []].insert(cluster(r))
+                let c = cluster(r)
+                if firstDir[c] == nil || r.dir < firstDir[c]! { firstDir[c] = r.dir }
+            }
             var changed = false
-            for i in runs.indices where counts[runs[i].task + "\u{0}" + runs[i].label]! > 1 {
-                runs[i].label += " (\(runs[i].dirName))"
+            for i in runs.indices where clusters[runs[i].task + "\u{0}" + runs[i].label]!.count > 1 {
+                let first = firstDir[cluster(runs[i])]!
+                runs[i].label += " (\(URL(fileURLWithPath: first).standardizedFileURL.lastPathComponent))"
                 changed = true
             }
             if !changed { break }
         }
+    }
+
+    /// The runs grouped by (task, label), in the order of each group's first run: after
+    /// `assignLabels`, a group of several runs is several seeds of one configuration.
+    public static func groups(_ runs: [RunLog]) -> [[RunLog]] {
+        var order: [String] = []
+        var byKey: [String: [RunLog]] = [:]
+        for r in runs {
+            let k = r.task + "\u{0}" + r.label
+            if byKey[k] == nil { order.append(k) }
+            byKey[k, default: []].append(r)
+        }
+        return order.map { byKey[$0]! }
     }
 
     /// Tasks in the order code, qa-code, translation, then any others alphabetically.
@@ -300,7 +341,9 @@ public enum Report {
         }.joined(separator: "\n")
     }
 
-    /// The comparison table of one task's runs (already ordered).
+    /// The comparison table of one task's runs (already ordered). Several seeds of one
+    /// configuration (a group, see `groups`) make one row: each value is the mean over the
+    /// seeds ± its standard error (sample standard deviation / √seeds), with a `seeds` column.
     public static func table(task: String, runs: [RunLog]) -> String {
         let hasPass = runs.contains { r in r.downstream.contains { $0.numbers["pass1"] != nil || $0.numbers["passk"] != nil } }
         let hasBLEU = runs.contains { r in r.downstream.contains { $0.numbers["bleu"] != nil } }
@@ -309,39 +352,81 @@ public enum Report {
         // k of pass@k: in the header when every run agrees, otherwise in each cell.
         let ks = Set(runs.compactMap { r in r.final(r.downstream, "passk")?.record["k"] }.map { Int($0) })
         let commonK = ks.count == 1 ? ks.first : nil
+        let grouped = groups(runs)
+        let showSeeds = grouped.contains { $0.count > 1 }
 
-        var header = ["run", "method", "optimizer steps", "final val CE", "final feature-matching loss"]
+        var header = ["run", "method"] + (showSeeds ? ["seeds"] : [])
+        header += ["optimizer steps", "final val CE", "final feature-matching loss"]
         if showPass { header += ["pass@1", commonK.map { "pass@\($0)" } ?? "pass@k"] }
         if showBLEU { header += ["BLEU"] }
         header += ["mean step time (s)", "total wall time (s)"]
-        var align = ["---", "---", "---:", "---:", "---:"]
+        var align = ["---", "---"] + (showSeeds ? ["---:"] : []) + ["---:", "---:", "---:"]
         if showPass { align += ["---:", "---:"] }
         if showBLEU { align += ["---:"] }
         align += ["---:", "---:"]
 
         var rows: [[String]] = []
-        for r in runs {
-            var row = [cell(r.label), r.isBase ? "\(dash) (base model)" : cell(r.method),
-                       "\(r.train.map(\.step).max() ?? 0)",
-                       fixed(r.final(r.eval, "eval_ce")?.value, 4),
-                       fixed(r.final(r.eval, "eval_feature_matching_loss")?.value, 4)]
+        for g in grouped {
+            let r = g[0]
+            func finalCell(_ records: (RunLog) -> [RunRecord], _ key: String, _ d: Int) -> String {
+                meanSECell(g.map { m in m.final(records(m), key)?.value }, d)
+            }
+            var row = [cell(r.label), r.isBase ? "\(dash) (base model)" : cell(r.method)]
+            if showSeeds { row.append("\(g.count)") }
+            row += ["\(g.map { $0.train.map(\.step).max() ?? 0 }.max() ?? 0)",
+                    finalCell(\.eval, "eval_ce", 4), finalCell(\.eval, "eval_feature_matching_loss", 4)]
             if showPass {
-                row.append(fixed(r.final(r.downstream, "pass1")?.value, 4))
-                if let pk = r.final(r.downstream, "passk") {
-                    let k = pk.record["k"].map { " (k=\(Int($0)))" } ?? ""
-                    row.append(fixed(pk.value, 4) + (commonK == nil ? k : ""))
-                } else {
+                row.append(finalCell(\.downstream, "pass1", 4))
+                let pks = g.compactMap { $0.final($0.downstream, "passk") }
+                if pks.isEmpty {
                     row.append(dash)
+                } else {
+                    let kSet = Set(pks.compactMap { $0.record["k"] }.map { Int($0) })
+                    let k = commonK == nil && kSet.count == 1 ? " (k=\(kSet.first!))" : ""
+                    row.append(finalCell(\.downstream, "passk", 4) + k)
                 }
             }
-            if showBLEU { row.append(fixed(r.final(r.downstream, "bleu")?.value, 2)) }
-            let stepTimes = r.train.compactMap { $0["time_step"] }
+            if showBLEU { row.append(finalCell(\.downstream, "bleu", 2)) }
+            let stepTimes = g.flatMap { $0.train.compactMap { $0["time_step"] } }
             row.append(stepTimes.isEmpty ? dash : fixed(stepTimes.reduce(0, +) / Double(stepTimes.count), 1))
-            let parts = [sum(r.train, "time_step"), sum(r.eval, "time_eval"), sum(r.downstream, "time_downstream")].compactMap { $0 }
-            row.append(parts.isEmpty ? dash : fixed(parts.reduce(0, +), 1))
+            let walls: [Double?] = g.map { m in
+                let parts = [sum(m.train, "time_step"), sum(m.eval, "time_eval"), sum(m.downstream, "time_downstream")]
+                    .compactMap { $0 }
+                return parts.isEmpty ? nil : parts.reduce(0, +)
+            }
+            row.append(meanSECell(walls, 1))
             rows.append(row)
         }
         return ([header, align] + rows).map { "| " + $0.joined(separator: " | ") + " |" }.joined(separator: "\n") + "\n"
+    }
+
+    /// A table cell for one value per seed: the value for one seed; "mean ± SE" for several;
+    /// "(m of n)" after it when only m of the n seeds have the value; a dash when none has.
+    static func meanSECell(_ values: [Double?], _ decimals: Int) -> String {
+        let v = values.compactMap { $0 }
+        guard !v.isEmpty else { return dash }
+        var out = fixed(v.reduce(0, +) / Double(v.count), decimals)
+        if v.count >= 2 { out += " ± " + fixed(standardError(v), decimals) }
+        if v.count < values.count { out += " (\(v.count) of \(values.count))" }
+        return out
+    }
+
+    /// A group's mean curve of `key` at the steps where every run has a finite value, with
+    /// the standard error over the runs at each step (nil for a single run).
+    static func meanCurve(_ g: [RunLog], _ records: (RunLog) -> [RunRecord], _ key: String)
+        -> [(x: Double, y: Double, se: Double?)] {
+        let perRun: [[Int: Double]] = g.map { r in
+            Dictionary(records(r).compactMap { rec in rec[key].map { (rec.step, $0) } }, uniquingKeysWith: { $1 })
+        }
+        if g.count == 1 {
+            // As before grouping: null values stay in as gaps (NaN).
+            return records(g[0]).compactMap { r in r.numbers[key].map { (x: Double(r.step), y: $0, se: nil) } }
+        }
+        let steps = perRun.dropFirst().reduce(Set(perRun[0].keys)) { $0.intersection($1.keys) }.sorted()
+        return steps.map { s in
+            let v = perRun.map { $0[s]! }
+            return (x: Double(s), y: v.reduce(0, +) / Double(v.count), se: standardError(v))
+        }
     }
 
     // MARK: paired changes over sampling seeds
@@ -408,11 +493,13 @@ public enum Report {
     /// A Markdown table of every run's paired changes (empty when no run logged per-seed values).
     public static func pairedChangeTable(runs: [RunLog]) -> String {
         var rows: [String] = []
+        let counts = Dictionary(runs.map { ($0.label, 1) }, uniquingKeysWith: +)
         for r in runs {
+            let label = counts[r.label]! > 1 ? "\(r.label) [\(r.dirName)]" : r.label
             for (key, name) in pairedKeys {
                 for c in pairedChanges(r.eval, key: key) {
                     let t = c.se > 0 ? c.change / c.se : .nan
-                    rows.append("| \(cell(r.label)) | \(name) | \(c.step) | \(fixed(c.value, 4)) | "
+                    rows.append("| \(cell(label)) | \(name) | \(c.step) | \(fixed(c.value, 4)) | "
                                 + String(format: "%+.4f ± %.4f", c.change, c.se) + " | \(fixed(t, 1)) | "
                                 + "\(fixed(c.unpairedSE, 4)) | \(c.seeds) |")
                 }
@@ -436,22 +523,31 @@ public enum Report {
     }
 
     /// The plot of one quantity over one task's (ordered) runs; nil when no run has data for it.
+    /// A group of several seeds is drawn as its mean with a band of ± one standard error.
     public static func plot(task: String, quantity q: Quantity, runs: [RunLog]) -> String? {
         var series: [SVGPlot.Series] = []
         var ks = Set<Int>()
         var benchmarks = Set<String>()
         var colorIndex = 0
-        for r in runs {
-            let records: [RunRecord] = q.kind == "train" ? r.train : q.kind == "eval" ? r.eval : r.downstream
-            let pts = r.points(records, q.key)
+        for g in groups(runs) {
+            let r = g[0]
+            let records: (RunLog) -> [RunRecord] = { m in q.kind == "train" ? m.train : q.kind == "eval" ? m.eval : m.downstream }
+            let curve = meanCurve(g, records, q.key)
             let color: String
             if r.isBase { color = baseColor } else { color = palette[colorIndex % palette.count]; colorIndex += 1 }
-            guard pts.contains(where: { $0.y.isFinite }) else { continue }
-            for rec in records where rec.numbers[q.key] != nil {
-                if let k = rec["k"] { ks.insert(Int(k)) }
-                if let b = rec.strings["benchmark"] { benchmarks.insert(b) }
+            guard curve.contains(where: { $0.y.isFinite }) else { continue }
+            for m in g {
+                for rec in records(m) where rec.numbers[q.key] != nil {
+                    if let k = rec["k"] { ks.insert(Int(k)) }
+                    if let b = rec.strings["benchmark"] { benchmarks.insert(b) }
+                }
             }
-            series.append(SVGPlot.Series(name: r.label, points: pts, color: color, smooth: q.smooth))
+            var s = SVGPlot.Series(name: g.count > 1 ? "\(r.label) (\(g.count) seeds)" : r.label,
+                                   points: curve.map { (x: $0.x, y: $0.y) }, color: color, smooth: q.smooth)
+            if g.count > 1 {
+                s.band = curve.compactMap { p in p.se.map { (x: p.x, lo: p.y - $0, hi: p.y + $0) } }
+            }
+            series.append(s)
         }
         guard !series.isEmpty else { return nil }
         var what = q.title
@@ -461,7 +557,9 @@ public enum Report {
             yLabel = "pass@\(k)"
         }
         if !benchmarks.isEmpty { what += " (\(benchmarks.sorted().joined(separator: ", ")))" }
-        return SVGPlot(title: "\(task): \(what)", xLabel: "optimizer step", yLabel: yLabel, series: series).render()
+        var plot = SVGPlot(title: "\(task): \(what)", xLabel: "optimizer step", yLabel: yLabel, series: series)
+        if series.contains(where: { !$0.band.isEmpty }) { plot.note = "bands: ± 1 standard error over seeds" }
+        return plot.render()
     }
 
     // MARK: the report
@@ -481,7 +579,9 @@ public enum Report {
         for task in tasks(runs) {
             let rs = ordered(runs.filter { $0.task == task })
             md += "\n## Task `\(task)`\n\n" + table(task: task, runs: rs) + "\n"
-            md += "Runs: " + rs.map { "`\(cell($0.label))` = `\(cell($0.dir))`" }.joined(separator: ", ") + ".\n"
+            md += "Runs: " + groups(rs).map { g in
+                "`\(cell(g[0].label))` = " + g.map { "`\(cell($0.dir))`" }.joined(separator: " + ")
+            }.joined(separator: ", ") + ".\n"
             let paired = pairedChangeTable(runs: rs)
             if !paired.isEmpty {
                 md += "\nHeld-out change from the first evaluation, paired over sampling seeds "

@@ -16,6 +16,8 @@ public struct SVGPlot {
         /// Draw a moving average (window `SVGPlot.smoothingWindow`) over faint raw points when
         /// the series has more than `SVGPlot.smoothingThreshold` points.
         public var smooth: Bool
+        /// A shaded band (e.g. ± one standard error over seeds) drawn under the line.
+        public var band: [(x: Double, lo: Double, hi: Double)] = []
 
         public init(name: String, points: [(x: Double, y: Double)], color: String, smooth: Bool = false) {
             self.name = name
@@ -40,6 +42,8 @@ public struct SVGPlot {
     public var xLabel: String
     public var yLabel: String
     public var series: [Series]
+    /// A line of small print under the legend (e.g. what the bands are).
+    public var note: String?
     public var width: Double = 760
     public var height: Double = 440
 
@@ -135,6 +139,7 @@ public struct SVGPlot {
         let lines = drawn.filter { !$0.points.isEmpty && !$0.series.isBaseline }
         let xs: [Double] = lines.flatMap { $0.points.map { $0.x } }
         let ys: [Double] = drawn.flatMap { $0.points.map { $0.y } }
+            + series.flatMap { $0.band.flatMap { [$0.lo, $0.hi] } }.filter(\.isFinite)
 
         var xMin = xs.min() ?? 0, xMax = xs.max() ?? 1
         xMin = min(xMin, 0)
@@ -179,6 +184,14 @@ public struct SVGPlot {
         o += "<g clip-path=\"url(#plot-area)\" fill=\"none\">\n"
         var anySmoothed = false
         for (s, pts) in drawn where !pts.isEmpty {
+            let band = s.band.filter { $0.x.isFinite && $0.lo.isFinite && $0.hi.isFinite }
+            guard band.count >= 2 else { continue }
+            let upper = band.map { "\(Self.f(px($0.x))),\(Self.f(py($0.hi)))" }
+            let lower = band.reversed().map { "\(Self.f(px($0.x))),\(Self.f(py($0.lo)))" }
+            o += "<polygon class=\"band\" data-run=\"\(Self.escape(s.name))\" points=\"\((upper + lower).joined(separator: " "))\" "
+            o += "fill=\"\(s.color)\" fill-opacity=\"0.18\" stroke=\"none\"/>\n"
+        }
+        for (s, pts) in drawn where !pts.isEmpty {
             let name = Self.escape(s.name)
             if s.isBaseline {
                 let y = Self.f(py(pts[0].y))
@@ -217,6 +230,9 @@ public struct SVGPlot {
         if anySmoothed {
             o += "<text class=\"note\" x=\"\(Self.f(lx))\" y=\"\(Self.f(ly + 8))\" font-size=\"10\" fill=\"#555\">faint: raw values</text>\n"
             o += "<text class=\"note\" x=\"\(Self.f(lx))\" y=\"\(Self.f(ly + 21))\" font-size=\"10\" fill=\"#555\">solid: moving average (\(Self.smoothingWindow))</text>\n"
+        }
+        if let note {
+            o += "<text class=\"note\" x=\"\(Self.f(lx))\" y=\"\(Self.f(ly + (anySmoothed ? 34 : 8)))\" font-size=\"10\" fill=\"#555\">\(Self.escape(note))</text>\n"
         }
         o += "</g>\n</svg>\n"
         return o

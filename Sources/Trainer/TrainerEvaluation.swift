@@ -23,6 +23,8 @@ extension Trainer {
             sums[0] = ce.nll; sums[1] = ce.count
             var settings = context.rolloutSettings
             for e in 0..<E {
+                // A phase per seed: the stall timeout bounds one pass over the chunks, not all E.
+                watchdog?.enter(E > 1 ? "eval seed \(e + 1)/\(E)" : "eval rollouts", step: step)
                 settings.sampling.seed = Evaluator.samplingSeed(run: context.config.seed, index: e)
                 let out = RolloutWorker(policy: context.policy, critic: critic, settings: settings)
                     .run(chunks: mine.map { (id: $0.offset, tokens: $0.element.tokens) }, policyVersion: -1)

@@ -85,10 +85,12 @@ final class ReportTests: XCTestCase {
     }
 
     @discardableResult
-    private func makeRun(_ name: String, task: String, method: String, steps: Int, lines: [String]) throws -> String {
+    private func makeRun(_ name: String, task: String, method: String, steps: Int, lines: [String],
+                         seed: Int? = nil, learningRate: String = "1.0e-06") throws -> String {
         let dir = root + "/runs/" + name
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let config = "model: null\ntask: \(task)\nmethod: \(method)\nsteps: \(steps)\nlearning-rate: 1.0e-06\n"
+        var config = "model: null\ntask: \(task)\nmethod: \(method)\nsteps: \(steps)\nlearning-rate: \(learningRate)\n"
+        if let seed { config += "seed: \(seed)\nrun-dir: \(dir)\n" }
         try config.write(toFile: dir + "/config.yaml", atomically: true, encoding: .utf8)
         try (lines.joined(separator: "\n") + "\n").write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
         return dir
@@ -331,6 +333,55 @@ final class ReportTests: XCTestCase {
         let table = Report.pairedChangeTable(runs: [run])
         XCTAssertTrue(table.contains("| 20 | 0.8450 | +0.0200 ± 0.0082 | 2.4 |"), table)
         XCTAssertTrue(Report.tables(runs: [run]).contains("change from first eval ± paired SE"))
+    }
+
+    /// Several seeds of one configuration are one row (mean ± SE, a seeds column) and one
+    /// line with a band; another learning rate stays a separate, single-seed row.
+    func testSeedsOfOneConfigurationAreOneRowWithErrorBands() throws {
+        var dirs: [String] = []
+        let ces = [1.20, 1.26, 1.23], bleus = [3.0, 5.0, 4.0]
+        for (i, seed) in [1, 2, 3].enumerated() {
+            dirs.append(try makeRun("ebft-s\(seed)", task: "translation", method: "ebft", steps: 2, lines:
+                [eval(0, ce: 2.0, fm: 0.7, time: 4)] + train(1...2, method: "ebft", time: { _ in 10 }, reward: true)
+                + [eval(2, ce: ces[i], fm: 0.6 + 0.01 * Double(i), time: 4), bleu(2, bleus[i], time: 60)], seed: seed))
+        }
+        dirs.append(try makeRun("ebft-lr", task: "translation", method: "ebft", steps: 2, lines:
+            [eval(0, ce: 2.0, fm: 0.7, time: 4)] + train(1...2, method: "ebft", time: { _ in 10 }, reward: true)
+            + [eval(2, ce: 1.5, fm: 0.5, time: 4)], seed: 1, learningRate: "1.0e-05"))
+        let runs = try loadRuns(dirs)
+        XCTAssertEqual(runs.map(\.label), ["ebft (ebft-s1)", "ebft (ebft-s1)", "ebft (ebft-s1)", "ebft (ebft-lr)"])
+        XCTAssertEqual(Report.groups(runs).map(\.count), [3, 1])
+
+        let out = root + "/seeds"
+        let md = try Report.write(runs: runs, to: out)
+        let rows = tableRows(md, task: "translation")
+        XCTAssertTrue(rows[0].contains("| seeds |"), rows[0])
+        // CE 1.20, 1.26, 1.23: mean 1.23, sd 0.03, SE 0.03/√3 = 0.0173; BLEU 4 ± 0.58.
+        XCTAssertTrue(rows.contains { $0.hasPrefix("| ebft (ebft-s1) | ebft | 3 | 2 | 1.2300 ± 0.0173 | 0.6100 ± 0.0058 |")
+            && $0.contains("| 4.00 ± 0.58 |") }, rows.joined(separator: "\n"))
+        XCTAssertTrue(rows.contains { $0.hasPrefix("| ebft (ebft-lr) | ebft | 1 | 2 | 1.5000 | 0.5000 |") }, rows.joined(separator: "\n"))
+
+        // The validation-CE plot: the group's mean at steps 0 and 2 with a band; the other run
+        // as a plain line.
+        let data = try String(contentsOfFile: out + "/translation-val-ce.svg", encoding: .utf8)
+        let c = try svg(out, "translation-val-ce.svg")
+        XCTAssertEqual(c.series(), ["ebft (ebft-s1) (3 seeds)": 2, "ebft (ebft-lr)": 2])
+        XCTAssertEqual(data.components(separatedBy: "<polygon class=\"band\"").count - 1, 1)
+        XCTAssertTrue(c.texts.contains("bands: ± 1 standard error over seeds"))
+        // A band spans the mean ± SE: at step 2 the CE band is 1.23 ± 0.0173 (y grows down).
+        let plot = try XCTUnwrap(Report.plot(task: "translation", quantity: .valCE, runs: Report.ordered(runs)))
+        XCTAssertEqual(plot, data)
+        let curve = Report.meanCurve(Report.groups(runs)[0], { $0.eval }, "eval_ce")
+        XCTAssertEqual(curve.map(\.x), [0, 2])
+        XCTAssertEqual(curve[1].y, 1.23, accuracy: 1e-12)
+        XCTAssertEqual(curve[1].se!, 0.03 / 3.0.squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(curve[0].se!, 0, accuracy: 1e-12)
+
+        // Labels given by --label group runs whatever their settings.
+        let o = [dirs[0]: "EBFT", dirs[3]: "EBFT"]
+        let given = try loadRuns(dirs, overrides: o)
+        XCTAssertEqual(given.map(\.label), ["EBFT", "ebft", "ebft", "EBFT"])
+        XCTAssertEqual(Report.groups(given).map(\.count), [2, 2])
     }
 
     func testNiceTicks() {
