@@ -11,7 +11,10 @@ struct ReportCommand: ParsableCommand {
         Each RUN_DIR is a training run directory (config.yaml and metrics.jsonl). A run without \
         optimizer steps (train --steps 0) is the base model, labelled "base" and drawn as a dashed \
         line; other runs are labelled by method, with " (dirname)" added where two runs of a task \
-        would share a label. Writes TASK-QUANTITY.svg for each quantity some run has data for \
+        would share a label. Runs of a task whose config.yaml differs only in `seed` (or that \
+        --label names alike) are seeds of one configuration: one table row of means ± standard \
+        errors and one line with a ± 1 SE band. With eval-seeds > 1, a table gives each held-out \
+        change from the first evaluation paired over the sampling seeds. Writes TASK-QUANTITY.svg for each quantity some run has data for \
         (reward, train-ce, val-ce, pass1, passk, bleu) and a Markdown document into --out, and \
         prints the tables.
         """)
