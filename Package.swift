@@ -31,9 +31,11 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // zlib, to read .jsonl.gz training data without spawning gzip.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: fast),
         .target(name: "Model", dependencies: ["COpenBLAS"], swiftSettings: fast),
-        .target(name: "Rollout", dependencies: ["Model"], swiftSettings: fast),
+        .target(name: "Rollout", dependencies: ["Model", "CZlib"], swiftSettings: fast),
         .target(name: "Learner", dependencies: ["Model", "Rollout"], swiftSettings: fast),
         // Downstream evaluation: code sandbox, pass@k, BLEU, task corpora (HumanEval, de-en).
         .target(name: "Evaluation", dependencies: [], swiftSettings: fast),

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-APT_PKGS="libopenmpi-dev openmpi-bin libopenblas-dev pkg-config libpython3.11-stdlib trans-de-en python3 util-linux"
+APT_PKGS="libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev pkg-config libpython3.11-stdlib trans-de-en python3 util-linux"
 missing=""
 for p in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

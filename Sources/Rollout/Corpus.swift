@@ -114,7 +114,7 @@ public enum Split: String, Codable, Sendable { case train, validation }
 ///   files are skipped too (they would only add EOS separators).
 public struct StdlibCorpus: Sendable {
     public static let defaultRoot = "/usr/lib/python3.11"
-    static let excludedDirectories: Set<String> = ["test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"]
+    public static let excludedDirectories: Set<String> = ["test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"]
 
     public let root: String
     public let validationFraction: Double
@@ -135,6 +135,12 @@ public struct StdlibCorpus: Sendable {
     }
 
     static func enumerate(root: String) -> [String] {
+        enumerate(root: root, excluded: excludedDirectories) { $0.hasSuffix(".py") }
+    }
+
+    /// Regular files under `root` whose name passes `include`, as sorted relative paths, not
+    /// entering directories named in `excluded` and skipping symbolic links.
+    static func enumerate(root: String, excluded: Set<String>, include: (String) -> Bool) -> [String] {
         let fm = FileManager.default
         var out: [String] = []
         func walk(_ rel: String) {
@@ -146,8 +152,8 @@ public struct StdlibCorpus: Sendable {
                 guard let attrs = try? fm.attributesOfItem(atPath: full),
                       let type = attrs[.type] as? FileAttributeType else { continue }
                 if type == .typeDirectory {
-                    if !excludedDirectories.contains(name) { walk(relPath) }
-                } else if type == .typeRegular && name.hasSuffix(".py") {
+                    if !excluded.contains(name) { walk(relPath) }
+                } else if type == .typeRegular && include(name) {
                     out.append(relPath)
                 }
             }
@@ -199,15 +205,32 @@ public struct StdlibCorpus: Sendable {
 /// Which chunks each training step uses (spec §3.6, §7.3): every epoch is a seeded permutation
 /// of the chunk indices, cut into batches of `B` with the last partial batch dropped. Step `t`
 /// is computed on demand from (seed, epoch, position), so a resumed run and every rank agree.
+///
+/// A mixture of sources (`parts`, each a run of global chunk indices with a weight) draws each
+/// of the `B` slots of step `t` independently: slot n = t·B + j picks source s with probability
+/// w_s / Σw (from the uniform keyed by (shuffle seed, 2⁶² + n, 0, 0, 0)), and takes position
+/// n mod N_s of source s's permutation for pass ⌊n / N_s⌋ — stateless like the single-source
+/// order, and within any N_s consecutive slots no chunk of a source is drawn twice.
 public struct ChunkSampler: Equatable, Sendable {
     public let chunkCount: Int
     public let batchSize: Int
     public let seed: UInt64
+    /// The mixture's sources: (first global index, chunk count, weight); empty for one source.
+    public let parts: [Mixture]
 
-    public init(chunkCount: Int, batchSize: Int, seed: UInt64) throws {
+    public struct Mixture: Equatable, Sendable {
+        public var offset: Int
+        public var count: Int
+        public var weight: Double
+        public init(offset: Int, count: Int, weight: Double) { self.offset = offset; self.count = count; self.weight = weight }
+    }
+
+    public init(chunkCount: Int, batchSize: Int, seed: UInt64, mixture: [Mixture] = []) throws {
         guard batchSize > 0 else { throw CorpusError.badBatchSize(batchSize) }
         guard chunkCount >= batchSize else { throw CorpusError.tooFewChunks(chunks: chunkCount, batchSize: batchSize) }
         self.chunkCount = chunkCount; self.batchSize = batchSize; self.seed = seed
+        parts = mixture.count > 1 ? mixture : []
+        precondition(parts.allSatisfy { $0.count > 0 && $0.weight > 0 }, "every mixture source needs chunks and a weight > 0")
     }
 
     /// Full batches per epoch (drop_last).
@@ -221,15 +244,43 @@ public struct ChunkSampler: Equatable, Sendable {
     /// The chunk order of `epoch`: a Fisher–Yates permutation driven by SplitMix64 seeded with
     /// `CounterRNG.bits(seed: derive(seed, .shuffle), epoch, 0, 0, 0)`.
     public func permutation(epoch: Int) -> [Int] {
+        permutation(epoch: epoch, count: chunkCount, source: 0)
+    }
+
+    /// Source `source`'s order for a pass (source 0 alone is the single-source order).
+    func permutation(epoch: Int, count: Int, source: Int) -> [Int] {
         let base = CounterRNG.derive(seed, .shuffle)
-        var g = SplitMix64(seed: CounterRNG.bits(seed: base, UInt64(epoch), 0, 0, 0))
-        return g.permutation(chunkCount)
+        var g = SplitMix64(seed: CounterRNG.bits(seed: base, UInt64(epoch), UInt64(source), 0, 0))
+        return g.permutation(count)
+    }
+
+    /// The mixture source of slot `n` (see the type's documentation).
+    public func source(ofSlot n: Int) -> Int {
+        let base = CounterRNG.derive(seed, .shuffle)
+        let u = Double(CounterRNG.bits(seed: base, 1 << 62 | UInt64(n), 0, 0, 0) >> 11) * 0x1p-53
+        let total = parts.reduce(0) { $0 + $1.weight }
+        var acc = 0.0
+        for (s, p) in parts.enumerated() {
+            acc += p.weight / total
+            if u < acc { return s }
+        }
+        return parts.count - 1
     }
 
     /// The `B` chunk indices of global step `t` (0-based).
     public func indices(step t: Int) -> [Int] {
         precondition(t >= 0, "step must be non-negative, got \(t)")
-        let j = t % stepsPerEpoch
-        return Array(permutation(epoch: epoch(ofStep: t))[j * batchSize ..< (j + 1) * batchSize])
+        if parts.isEmpty {
+            let j = t % stepsPerEpoch
+            return Array(permutation(epoch: epoch(ofStep: t))[j * batchSize ..< (j + 1) * batchSize])
+        }
+        var cache: [Int: [Int]] = [:]
+        return (0..<batchSize).map { j in
+            let n = t * batchSize + j, s = source(ofSlot: n), p = parts[s]
+            let pass = n / p.count, key = s << 40 | pass
+            let perm = cache[key] ?? permutation(epoch: pass, count: p.count, source: s + 1)
+            cache[key] = perm
+            return p.offset + perm[n % p.count]
+        }
     }
 }

@@ -20,7 +20,8 @@ public final class RunContext {
     /// The frozen feature network; only ranks that sample (rollout workers) load it.
     public let critic: FeatureNetwork?
     public let geometry: StridedGeometry
-    public let train: [Chunk]
+    /// The training chunks (memory-mapped from the token cache for file sources).
+    public let train: ChunkTable
     public let validation: [Chunk]
     public let chunkSampler: ChunkSampler
     public let totalSteps: Int
@@ -70,43 +71,27 @@ public final class RunContext {
             critic = nil
         }
         let t0 = Date()
-        let (tr, va, skipped) = try Self.chunks(config: config, tokenizer: tokenizer)
-        train = tr
-        validation = Array(va.prefix(config.evalChunks))
-        log("task \(config.task): \(train.count) train / \(va.count) validation chunks of \(config.chunkLength) tokens "
-            + "(\(skipped) files skipped) in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
+        let data = try TrainingData.load(config: config, tokenizer: tokenizer, log: log)
+        train = data.train
+        validation = data.validation
+        log("task \(config.task): \(train.count) train / \(data.validationCount) validation chunks of \(config.chunkLength) tokens "
+            + "(\(data.bad) records skipped) in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
         guard !validation.isEmpty else {
-            throw TrainerError.data("the validation split has no chunk of \(config.chunkLength) tokens; lower chunk-length or raise validation-fraction")
+            throw TrainerError.data("the validation split has no chunk of \(config.chunkLength) tokens; lower chunk-length or raise validation-fraction"
+                                    + (config.task == "data" ? " (or give validation-data)" : ""))
         }
-        chunkSampler = try ChunkSampler(chunkCount: train.count, batchSize: config.chunksPerStep, seed: config.seed)
+        chunkSampler = try ChunkSampler(chunkCount: train.count, batchSize: config.chunksPerStep, seed: config.seed,
+                                        mixture: data.mixture)
         totalSteps = config.steps > 0 ? config.steps : chunkSampler.totalSteps(epochs: config.episodes)
     }
 
-    /// Packed training and validation chunks of the configured task (spec §3): `code` is the
-    /// stdlib sources as documents; `qa-code` and `translation` are question/answer pairs, each
-    /// tokenised separately (no BOS) and concatenated; documents are joined by EOS and cut into
-    /// chunks of P tokens, the last partial chunk dropped.
+    /// Packed training and validation chunks of the configured task (spec §3), all of them in
+    /// memory (for tests; a run maps them from the token cache, `TrainingData`).
     static func chunks(config c: TrainConfig, tokenizer: BPETokenizer) throws -> (train: [Chunk], validation: [Chunk], skipped: Int) {
-        let P = c.chunkLength, pad = tokenizer.pad ?? tokenizer.eos
-        func pack(_ pairs: [QAPair]) -> [Chunk] {
-            let docs = pairs.map { tokenizer.encode($0.question) + tokenizer.encode($0.answer) }
-            return Packing.pack(documents: docs, chunkLength: P, eos: tokenizer.eos, pad: pad, remainder: .drop)
-        }
-        switch c.task {
-        case "code":
-            let corpus = try StdlibCorpus(root: c.corpusRoot, validationFraction: c.validationFraction)
-            let tr = corpus.chunks(.train, encoder: tokenizer, chunkLength: P, pad: pad, remainder: .drop)
-            let va = corpus.chunks(.validation, encoder: tokenizer, chunkLength: P, pad: pad, remainder: .drop)
-            return (tr.chunks, va.chunks, tr.skipped.count + va.skipped.count)
-        case "qa-code":
-            let split = try QACodePairs.load(root: c.corpusRoot, options: c.qaCodeOptions)
-            return (pack(split.train), pack(split.test), 0)
-        case "translation":
-            let split = try TranslationPairs.load(options: c.translationOptions)
-            return (pack(split.train), pack(split.test), 0)
-        default:
-            throw ConfigError.invalid(field: "task", reason: "unknown task '\(c.task)'")
-        }
+        var all = c
+        all.evalChunks = Int.max
+        let d = try TrainingData.load(config: all, tokenizer: tokenizer)
+        return ((0..<d.train.count).map { d.train[$0] }, d.validation, d.bad)
     }
 
     /// The keys of `random:key=value,...`.
@@ -192,7 +177,7 @@ public final class RunContext {
 
     /// The chunks of optimizer step `t`: (global chunk id, tokens).
     public func chunks(step t: Int) -> [(id: Int, tokens: [Int32])] {
-        chunkSampler.indices(step: t).map { ($0, train[$0].tokens) }
+        chunkSampler.indices(step: t).map { ($0, train.tokens($0)) }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Rollout
 import Yams
 
 /// The one run configuration: loaded from a preset and/or a YAML file, overridden field by
@@ -11,7 +12,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var model: String? = nil
     /// Frozen feature network; nil = a copy of the initial policy weights (spec §5.1).
     public var critic: String? = nil
-    /// `code` (unstructured stdlib code), later `qa-code`, `translation`.
+    /// `code` (unstructured stdlib code), `qa-code`, `translation` (built-in data), or `data`
+    /// (the files named by `data`; set by `--data`).
     public var task: String = "code"
     /// `ebft`, later `sft`, `rlvr`.
     public var method: String = "ebft"
@@ -19,6 +21,27 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var corpusRoot: String = "/usr/lib/python3.11"
     /// Fraction of corpus files held out for validation (split by path hash).
     public var validationFraction: Double = 0.05
+
+    // MARK: your own data (issue 13; `DataSource`, `TokenCache`)
+    /// Training data: files or directories, each `PATH` or `PATH:WEIGHT` (a mixture draws each
+    /// chunk from a source with probability ∝ its weight). `--data` appends; `--set data=a,b`.
+    public var data: [String] = []
+    /// Comma-separated file-name patterns read from a directory in `data`.
+    public var dataGlob: String = "*.jsonl,*.jsonl.gz,*.txt"
+    /// `auto` (by the keys present), `text`, `pair` or `chat`.
+    public var dataFormat: String = "auto"
+    public var textKey: String = "text"
+    public var inputKey: String = "prompt"
+    public var outputKey: String = "response"
+    /// Held-out data (same forms as `data`); nil = a hash split of `data` by `validation-fraction`.
+    public var validationData: String? = nil
+    /// Bad records (not JSON, missing key, wrong type, empty) allowed per source, as a fraction.
+    public var maxBadFraction: Double = 0.01
+    /// Token cache directory; empty = $XDG_CACHE_HOME/ebft-dist/tokens or ~/.cache/ebft-dist/tokens.
+    public var dataCache: String = ""
+    /// Downstream evaluation set (JSONL): `tests` records (prompt, test, entry_point → pass@k)
+    /// or `reference` records (prompt, reference → BLEU and chrF); nil = the task's benchmark.
+    public var evalData: String? = nil
 
     // MARK: strided sampling geometry (spec §1, §4)
     /// Chunk length P.
@@ -152,7 +175,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         func need(_ ok: Bool, _ field: String, _ why: String) throws {
             if !ok { throw ConfigError.invalid(field: field, reason: why) }
         }
-        try need(["code", "qa-code", "translation"].contains(task), "task", "must be code, qa-code or translation")
+        try need(["code", "qa-code", "translation", "data"].contains(task), "task", "must be code, qa-code, translation or data")
+        try need(task != "data" || !data.isEmpty, "data", "task data needs at least one data path (--data PATH)")
+        try need(data.isEmpty || task == "data", "task", "data paths are given, so the task must be data (not \(task))")
+        for d in data {
+            do { _ = try DataSpec(parsing: d) } catch { throw ConfigError.invalid(field: "data", reason: "\(error)") }
+        }
+        try need(DataFormat(rawValue: dataFormat) != nil, "data-format", "must be auto, text, pair or chat")
+        try need(!textKey.isEmpty && !inputKey.isEmpty && !outputKey.isEmpty, "text-key", "keys must not be empty")
+        try need(maxBadFraction >= 0 && maxBadFraction < 1, "max-bad-fraction", "must be in [0, 1)")
+        try need(method != "rlvr" || task != "data", "method", "rlvr needs a task with a verifier (qa-code or translation)")
         try need(["ebft", "sft", "rlvr"].contains(method), "method", "must be ebft, sft or rlvr")
         try need(validationFraction > 0 && validationFraction < 1, "validation-fraction", "must be in (0, 1)")
         try need(chunkLength >= 2, "chunk-length", "must be at least 2")
@@ -258,6 +290,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         }
         var c = base
         for (k, v) in map.sorted(by: { $0.key < $1.key }) {
+            if let list = v as? [Any], yamlKey(k) == "data" {
+                c.data = list.map { "\($0)" }
+                continue
+            }
             try c.set(k, to: v is NSNull ? "null" : "\(v)", source: path)
         }
         return c
@@ -281,6 +317,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         let t = text.trimmingCharacters(in: .whitespaces)
         let value: Any
         switch current {
+        case is [Any]:
+            // `data`: comma-separated paths; empty or null clears the list.
+            value = t.isEmpty || t == "null" ? [] : t.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         case is NSNull:
             value = (t == "null" || t.isEmpty) ? NSNull() : t
         case is NSNumber where Self.boolFields.contains(name):
@@ -322,7 +361,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         return out
     }
 
-    static let optionalFields: Set<String> = ["model", "critic"]
+    static let optionalFields: Set<String> = ["model", "critic", "validation-data", "eval-data"]
     static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start"]
     static let integerFields: Set<String> = [
         "chunk-length", "context-length", "generate-length", "stride", "samples-per-chunk", "chunks-per-step",
@@ -338,6 +377,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case model, critic, task, method
         case corpusRoot = "corpus-root", validationFraction = "validation-fraction"
+        case data, dataGlob = "data-glob", dataFormat = "data-format", textKey = "text-key", inputKey = "input-key"
+        case outputKey = "output-key", validationData = "validation-data", maxBadFraction = "max-bad-fraction"
+        case dataCache = "data-cache", evalData = "eval-data"
         case chunkLength = "chunk-length", contextLength = "context-length"
         case generateLength = "generate-length", stride
         case samplesPerChunk = "samples-per-chunk", chunksPerStep = "chunks-per-step"

@@ -24,6 +24,10 @@ struct ConfigOptions: ParsableArguments {
     @Option(help: "Random seed.") var seed: UInt64?
     @Option(help: "Task: code, qa-code or translation (overrides the config's task).") var task: String?
     @Option(help: "Method: ebft, or the baselines sft and rlvr (overrides the config's method).") var method: String?
+    @Option(name: .customLong("data"), parsing: .singleValue,
+            help: ArgumentHelp("Train on this JSONL / JSONL.gz / text file or directory; PATH:WEIGHT for a mixture (repeatable; sets task data).",
+                               valueName: "path[:weight]"))
+    var data: [String] = []
 
     /// The configuration: `base` (a resumed run's) or the preset, then the file, then overrides.
     /// `resumedRun`: the directory of the run being resumed, the run directory unless the file,
@@ -39,6 +43,9 @@ struct ConfigOptions: ParsableArguments {
         if let s = seed { c.seed = s }
         if let t = task { c.task = t }
         if let m = method { c.method = m }
+        c.data += data
+        // Data paths make the default task (code) the user's data.
+        if !c.data.isEmpty && c.task == "code" && task == nil { c.task = "data" }
         try c.validate()
         return c
     }
