@@ -104,7 +104,10 @@ public struct RecordStats: Codable, Equatable, Sendable {
     /// Problems kept for the message.
     public static let reportLimit = 5
 
-    mutating func bad(_ at: String, _ why: String) {
+    public init() {}
+
+    /// Counts one bad record at `at` (file:line), keeping the first few reasons.
+    public mutating func bad(_ at: String, _ why: String) {
         bad += 1
         if reports.count < Self.reportLimit { reports.append("\(at): \(String(why.prefix(300)))") }
     }

@@ -23,11 +23,14 @@ struct RLVRRollout {
 enum DownstreamData {
     case humanEval([HumanEvalProblem], Sandbox?)
     case translation([QAPair])
+    /// `eval-data` of kind reference (BLEU and chrF).
+    case reference(prompts: [String], references: [String], oneLine: Bool)
 
     var count: Int {
         switch self {
         case .humanEval(let p, _): return p.count
         case .translation(let p): return p.count
+        case .reference(let p, _, _): return p.count
         }
     }
 }
@@ -98,12 +101,18 @@ extension Trainer {
         if let downstream { return downstream }
         let c = context.config
         let d: DownstreamData
-        if c.task == "translation" {
+        var set: EvalSet?
+        if let path = c.evalData { set = try EvalSet.load(path: path, maxBadFraction: c.maxBadFraction, log: log) }
+        if case let .reference(prompts, references, oneLine)? = set {
+            let n = c.evalDownLimit > 0 ? min(c.evalDownLimit, prompts.count) : prompts.count
+            d = .reference(prompts: Array(prompts.prefix(n)), references: Array(references.prefix(n)), oneLine: oneLine)
+        } else if c.task == "translation" && set == nil {
             var pairs = try TranslationPairs.load(options: c.translationOptions).test
             if c.evalDownLimit > 0 { pairs = Array(pairs.prefix(c.evalDownLimit)) }
             d = .translation(pairs)
         } else {
-            var problems = try HumanEval.load()
+            var problems: [HumanEvalProblem]
+            if case .tests(let p)? = set { problems = p } else { problems = try HumanEval.load() }
             if c.evalDownLimit > 0 { problems = Array(problems.prefix(c.evalDownLimit)) }
             var sandbox: Sandbox? = nil
             if role.isWorker {
@@ -151,6 +160,12 @@ extension Trainer {
                     promptKeys: mine.map(UInt64.init), maxNewTokens: min(c.evalDownMaxNewTokens, 96),
                     temperature: Float(c.evalDownTemperature), topP: Float(c.evalDownTopP), seed: seed)
                 for (i, h) in zip(mine, hyps) { rows.append(["i": i, "hypothesis": h]) }
+            case let .reference(prompts, _, oneLine):
+                let hyps = try Downstream.hypotheses(
+                    model: context.policy, tokenizer: context.tokenizer, prompts: mine.map { prompts[$0] },
+                    promptKeys: mine.map(UInt64.init), oneLine: oneLine, maxNewTokens: c.evalDownMaxNewTokens,
+                    temperature: Float(c.evalDownTemperature), topP: Float(c.evalDownTopP), seed: seed)
+                for (i, h) in zip(mine, hyps) { rows.append(["i": i, "hypothesis": h]) }
             }
             payload = Array(try JSONSerialization.data(withJSONObject: rows))
         }
@@ -178,6 +193,7 @@ extension Trainer {
             let outcomes = (0..<problems.count).map { (rows[$0]?["passed"] as? [Bool]) ?? [] }
             let k = c.evalDownSamples
             r.set("benchmark", "humaneval")
+            if let path = c.evalData { r.set("eval_data", path) }
             r["problems"] = Double(problems.count)
             r["samples"] = Double(k)
             r["k"] = Double(k)
@@ -196,6 +212,14 @@ extension Trainer {
             r["pairs"] = Double(pairs.count)
             r["bleu"] = bleu
             log(String(format: "downstream @ step %d: BLEU %.2f  (%d de→en pairs)", step, bleu, pairs.count))
+        case let .reference(prompts, references, _):
+            let hyps = (0..<prompts.count).map { (rows[$0]?["hypothesis"] as? String) ?? "" }
+            r.set("benchmark", URL(fileURLWithPath: c.evalData ?? "eval-data").lastPathComponent)
+            r["pairs"] = Double(prompts.count)
+            r["bleu"] = try BLEU.corpus(hypotheses: hyps, references: references).score
+            r["chrf"] = try ChrF.corpus(hypotheses: hyps, references: references)
+            log(String(format: "downstream @ step %d: BLEU %.2f  chrF %.2f  (%d eval-data pairs)", step, r["bleu"]!,
+                       r["chrf"]!, prompts.count))
         }
         r["time_downstream"] = Date().timeIntervalSince(t0)
         metrics?.write(r)

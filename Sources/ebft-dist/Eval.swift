@@ -19,6 +19,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Nucleus mass.") var topP: Float = 0.95
     @Option(help: "Random seed.") var seed: UInt64 = 43
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Option(help: "Evaluate on this JSONL(.gz) file instead: records of kind tests (prompt, test, entry_point → pass@k) or reference (prompt, reference → BLEU and chrF); --task is then ignored.")
+    var evalData: String?
+    @Option(help: "Bad records allowed in --eval-data, as a fraction.") var maxBadFraction = 0.01
     @Option(help: "Write every completion, the program run and its outcome to this JSON-lines file (code tasks).")
     var save: String?
 
@@ -33,7 +36,31 @@ struct Eval: ParsableCommand {
         let m = Transformer(parameters: try ModelSource.load(path, log: { emitError("warning: " + $0) }))
         let start = Date()
         var result: [String: Any] = ["task": task, "model": path]
-        if task == "translation" {
+        var set: EvalSet?
+        if let f = evalData {
+            set = try EvalSet.load(path: f, maxBadFraction: maxBadFraction, log: { emitError("warning: " + $0) })
+            result["task"] = "eval-data"
+            result["eval_data"] = f
+            result["kind"] = set!.kind
+        }
+        if case let .reference(prompts, references, oneLine)? = set {
+            let n = limit > 0 ? min(limit, prompts.count) : prompts.count
+            let hyps = try Downstream.hypotheses(model: m, tokenizer: tokenizer, prompts: Array(prompts.prefix(n)), promptKeys: nil,
+                                                 oneLine: oneLine, maxNewTokens: maxNewTokens, temperature: temperature,
+                                                 topP: topP, seed: seed)
+            let refs = Array(references.prefix(n))
+            result["pairs"] = n
+            result["bleu"] = try BLEU.corpus(hypotheses: hyps, references: refs).score
+            result["chrf"] = try ChrF.corpus(hypotheses: hyps, references: refs)
+            if let save {
+                var lines = ""
+                for (h, r) in zip(hyps, refs) {
+                    let obj: [String: Any] = ["hypothesis": h, "reference": r]
+                    lines += String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self) + "\n"
+                }
+                try lines.write(toFile: save, atomically: true, encoding: .utf8)
+            }
+        } else if task == "translation" && set == nil {
             var pairs = try TranslationPairs.load().test
             if limit > 0 { pairs = Array(pairs.prefix(limit)) }
             let bleu = try Downstream.translationBLEU(model: m, tokenizer: tokenizer, pairs: pairs, maxNewTokens: min(maxNewTokens, 96),
@@ -41,7 +68,8 @@ struct Eval: ParsableCommand {
             result["pairs"] = pairs.count
             result["bleu"] = bleu
         } else {
-            var problems = try HumanEval.load()
+            var problems: [HumanEvalProblem]
+            if case .tests(let p)? = set { problems = p } else { problems = try HumanEval.load() }
             if limit > 0 { problems = Array(problems.prefix(limit)) }
             let sandbox = try Sandbox()
             try sandbox.selfTest()
