@@ -7,7 +7,8 @@ public enum ChrF {
     public static let charOrder = 6
     public static let beta = 2.0
 
-    /// Counts of order n at index 3(n−1): hypothesis n-grams, reference n-grams, matches.
+    /// Counts of order n at index 3(n−1): hypothesis n-grams (0 when the reference has none of
+    /// that order), reference n-grams, matches.
     public static func statistics(hypothesis: String, reference: String, order: Int = charOrder) -> [Int] {
         let h = scalars(hypothesis), r = scalars(reference)
         var out: [Int] = []
@@ -15,7 +16,9 @@ public enum ChrF {
             let hc = ngrams(h, n), rc = ngrams(r, n)
             var match = 0
             for (g, c) in hc { if let d = rc[g] { match += min(c, d) } }
-            out += [max(h.count - n + 1, 0), max(r.count - n + 1, 0), match]
+            // As sacreBLEU: hypothesis n-grams are not counted when the reference has none.
+            let nr = max(r.count - n + 1, 0)
+            out += [nr > 0 ? max(h.count - n + 1, 0) : 0, nr, match]
         }
         return out
     }
