@@ -190,5 +190,21 @@ final class DataEndToEndTests: XCTestCase {
         XCTAssertEqual(x["problems"] as? Int, 5)
         XCTAssertEqual(try String(contentsOfFile: dir + "/a.jsonl", encoding: .utf8),
                        try String(contentsOfFile: dir + "/b.jsonl", encoding: .utf8), "the same completions and outcomes")
+
+        // Reference records: BLEU and chrF of one hypothesis per prompt.
+        let refs = try write("refs.jsonl", [
+            #"{"prompt": "German: Guten Morgen.\nEnglish:", "reference": "Good morning."}"#,
+            #"{"prompt": "German: Vielen Dank.\nEnglish:", "reference": "Thank you very much."}"#,
+            #"{"prompt": "German: Das Haus ist rot.\nEnglish:", "reference": "The house is red."}"#,
+        ])
+        let r = try MPIRun.runDirect(["eval", "--eval-data", refs, "--max-new-tokens", "12", "--temperature", "0", "--json",
+                                      "--save", dir + "/c.jsonl"], timeout: 300)
+        XCTAssertTrue(r.succeeded, "\(r)")
+        let z = try JSONSerialization.jsonObject(with: Data(r.lines.last!.utf8)) as! [String: Any]
+        XCTAssertEqual(z["kind"] as? String, "reference")
+        XCTAssertEqual(z["pairs"] as? Int, 3)
+        let chrf = try XCTUnwrap(z["chrf"] as? Double), bleu = try XCTUnwrap(z["bleu"] as? Double)
+        XCTAssertTrue(chrf > 0 && chrf <= 100 && bleu >= 0 && bleu <= 100, "\(z)")
+        XCTAssertEqual(try String(contentsOfFile: dir + "/c.jsonl", encoding: .utf8).split(separator: "\n").count, 3)
     }
 }

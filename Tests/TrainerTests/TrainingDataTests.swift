@@ -61,6 +61,9 @@ final class TrainingDataTests: XCTestCase {
         try c.apply(override: "eval-data=e.jsonl")
         XCTAssertEqual(c.validationData, "v.jsonl")
         XCTAssertEqual(c.evalData, "e.jsonl")
+        var builtIn = c
+        builtIn.data = []; builtIn.task = "code"
+        XCTAssertThrowsError(try builtIn.validate()) { XCTAssertTrue("\($0)".contains("validation-data"), "\($0)") }
         try c.apply(override: "eval-data=null")
         XCTAssertNil(c.evalData)
         for (o, field) in [("data=a:0", "data"), ("data-format=csv", "data-format"), ("max-bad-fraction=1", "max-bad-fraction")] {
