@@ -342,7 +342,6 @@ public enum TokenCache {
         log(String(format: "data %@: tokenised %d records (%d bad) of %.1f MB in %.1f s (%.2f MB/s), %d tokens → %d train / %d validation chunks; cache %@",
                    source.path, meta.stats.records, meta.stats.bad, mb, s, mb / max(s, 1e-9), meta.stats.tokens,
                    meta.trainChunks, meta.validationChunks, path))
-        _ = out.meta
         return out
     }
 

@@ -82,6 +82,11 @@ public final class RunContext {
         }
         chunkSampler = try ChunkSampler(chunkCount: train.count, batchSize: config.chunksPerStep, seed: config.seed,
                                         mixture: data.mixture)
+        if let e = config.evalData, config.evalDownEvery > 0 {
+            // Read now, so a bad file stops the run before training (the trainer reads it again).
+            let set = try EvalSet.load(path: e, maxBadFraction: config.maxBadFraction)
+            log("eval-data \(e): \(set.count) \(set.kind) records")
+        }
         totalSteps = config.steps > 0 ? config.steps : chunkSampler.totalSteps(epochs: config.episodes)
     }
 

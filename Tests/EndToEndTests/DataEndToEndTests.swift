@@ -152,6 +152,15 @@ final class DataEndToEndTests: XCTestCase {
                                 timeout: 120)
         XCTAssertTrue(ok.succeeded, "\(ok)")
         XCTAssertTrue(ok.stderr.contains("skipped 3 bad of 100 records"), "\(ok)")
+        // An eval-data file with nothing usable stops the run before training too.
+        let junk = try write("junk-eval.jsonl", ["no", "{\"prompt\": 3, \"reference\": \"x\"}"])
+        let run2 = dir + "/bad-eval"
+        let e = try MPIRun.run(np: 2, ["train"] + tiny + ["--data", path, "--run-dir", run2, "--set", "max-bad-fraction=0.05",
+                                                        "--set", "eval-data=\(junk)", "--set", "eval-down-every=1"], timeout: 120)
+        XCTAssertFalse(e.succeeded, "\(e)")
+        XCTAssertTrue(e.stderr.contains("data \(junk) has no usable record (2 bad)"), "\(e)")
+        XCTAssertTrue(e.stderr.contains(junk + ":2: 'prompt' is not a string"), "\(e)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run2 + "/metrics.jsonl"), "no training step")
     }
 
     /// `eval --eval-data` on the first 5 HumanEval problems written as a HumanEval-layout file
