@@ -333,6 +333,12 @@ public enum TokenCache {
         }
         defer { flock(lockFD, LOCK_UN) }
         if let hit = try? openCache(path: path, key: key) { return hit }
+        // Holding the lock, no other process builds this file: temporary files left by a
+        // builder that was killed are removed.
+        let name = URL(fileURLWithPath: path).lastPathComponent + ".tmp."
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where f.hasPrefix(name) {
+            unlink(directory + "/" + f)
+        }
         let t0 = Date()
         let meta = try build(source: source, split: split, encoder: encoder, chunkLength: P, key: key,
                              sourceBytes: bytes, to: path, started: t0)

@@ -218,9 +218,17 @@ final class DataSourceTests: XCTestCase {
                                         encoder: enc, chunkLength: P, directory: cache)
             return (p, TokenCache.recordsTokenized - before)
         }
+        // A temporary file of a killed builder (of the key below) is removed by the next build.
+        let key = try TokenCache.key(source: RecordSource(path: path, options: RecordOptions()), split: .hash(0.1),
+                                     encoder: Self.encoder, chunkLength: 8).key
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        let stale = cache + "/c.jsonl-\(key).tokens.tmp.99999.1"
+        XCTAssertTrue(FileManager.default.createFile(atPath: stale, contents: Data(count: 1000)))
         let (a, n1) = try load()
         XCTAssertEqual(n1, 50)
         XCTAssertTrue(a.built)
+        XCTAssertEqual(a.path, cache + "/c.jsonl-\(key).tokens")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stale))
         let (b, n2) = try load()
         XCTAssertEqual(n2, 0, "the second load tokenises nothing")
         XCTAssertFalse(b.built)
