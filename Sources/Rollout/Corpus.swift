@@ -114,7 +114,9 @@ public enum Split: String, Codable, Sendable { case train, validation }
 ///   files are skipped too (they would only add EOS separators).
 public struct StdlibCorpus: Sendable {
     public static let defaultRoot = "/usr/lib/python3.11"
-    public static let excludedDirectories: Set<String> = ["test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"]
+    public static let excludedDirectories: Set<String> = [
+        "test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__",
+    ]
 
     public let root: String
     public let validationFraction: Double

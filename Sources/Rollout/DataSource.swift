@@ -154,7 +154,8 @@ public struct RecordSource {
                     case let .tooLong(n, size):
                         bad("\(file):\(n)", "line of \(size) bytes is longer than \(options.maxRecordBytes) bytes")
                     case let .truncated(n, message):
-                        bad("\(file):\(n)", "compressed stream ends early or is corrupt (\(message)); the rest of the file is lost")
+                        bad("\(file):\(n)",
+                            "compressed stream ends early or is corrupt (\(message)); the rest of the file is lost")
                     }
                 }
             } else {
@@ -163,7 +164,8 @@ public struct RecordSource {
                 guard stat(file, &st) == 0 else { bad(at, "cannot stat: \(String(cString: strerror(errno)))"); continue }
                 if st.st_size == 0 { continue }
                 guard Int(st.st_size) <= options.maxRecordBytes else {
-                    bad(at, "text file of \(st.st_size) bytes is longer than \(options.maxRecordBytes) bytes; split it or use JSONL")
+                    bad(at, "text file of \(st.st_size) bytes is longer than \(options.maxRecordBytes) bytes; "
+                        + "split it or use JSONL")
                     continue
                 }
                 guard let data = FileManager.default.contents(atPath: file) else { bad(at, "cannot read"); continue }
@@ -191,7 +193,8 @@ public struct RecordSource {
             else if dict[o.inputKey] != nil && dict[o.outputKey] != nil { format = .pair }
             else if dict[o.textKey] != nil { format = .text }
             else {
-                return .failure(Reason(reason: "has none of the keys '\(o.textKey)', '\(o.inputKey)'+'\(o.outputKey)', 'messages' "
+                return .failure(Reason(reason: "has none of the keys '\(o.textKey)', '\(o.inputKey)'+'\(o.outputKey)', "
+                                       + "'messages' "
                                        + "(keys: \(dict.keys.sorted().prefix(8).joined(separator: ", ")))"))
             }
         }

@@ -198,9 +198,13 @@ public final class ChunkTable: @unchecked Sendable {
         case let .mapped(file, offset, width):
             let start = file.base + offset + j * P * width
             if width == 2 {
-                return (0..<P).map { Int32(UInt16(littleEndian: start.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
+                return (0..<P).map {
+                    Int32(UInt16(littleEndian: start.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))
+                }
             }
-            return (0..<P).map { Int32(bitPattern: UInt32(littleEndian: start.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+            return (0..<P).map {
+                Int32(bitPattern: UInt32(littleEndian: start.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+            }
         }
     }
 
@@ -345,8 +349,8 @@ public enum TokenCache {
         var out = try openCache(path: path, key: key)
         out.built = true
         let mb = Double(bytes) / 1e6, s = meta.seconds
-        log(String(format: "data %@: tokenised %d records (%d bad) of %.1f MB in %.1f s (%.2f MB/s), %d tokens → %d train / %d validation chunks; cache %@",
-                   source.path, meta.stats.records, meta.stats.bad, mb, s, mb / max(s, 1e-9), meta.stats.tokens,
+        log(String(format: "data %@: tokenised %d records (%d bad) of %.1f MB in %.1f s (%.2f MB/s), "
+                   + "%d tokens → %d train / %d validation chunks; cache %@", source.path, meta.stats.records, meta.stats.bad, mb, s, mb / max(s, 1e-9), meta.stats.tokens,
                    meta.trainChunks, meta.validationChunks, path))
         return out
     }
@@ -354,7 +358,9 @@ public enum TokenCache {
     /// Maps a finished cache file whose header carries `key`.
     static func openCache(path: String, key: String) throws -> PackedSource {
         let file = try MappedTokenFile(path: path)
-        guard file.size >= 16, memcmp(file.base, magic, 8) == 0 else { throw DataError.cache(path: path, reason: "not a token cache") }
+        guard file.size >= 16, memcmp(file.base, magic, 8) == 0 else {
+            throw DataError.cache(path: path, reason: "not a token cache")
+        }
         let h = Int(UInt64(littleEndian: file.base.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
         guard h >= 16, h <= file.size else { throw DataError.cache(path: path, reason: "bad header length") }
         let json = Data(bytes: file.base + 16, count: h - 16)

@@ -77,8 +77,8 @@ public final class RunContext {
         log("task \(config.task): \(train.count) train / \(data.validationCount) validation chunks of \(config.chunkLength) tokens "
             + "(\(data.bad) records skipped) in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
         guard !validation.isEmpty else {
-            throw TrainerError.data("the validation split has no chunk of \(config.chunkLength) tokens; lower chunk-length or raise validation-fraction"
-                                    + (config.task == "data" ? " (or give validation-data)" : ""))
+            throw TrainerError.data("the validation split has no chunk of \(config.chunkLength) tokens; lower chunk-length or "
+                                    + "raise validation-fraction" + (config.task == "data" ? " (or give validation-data)" : ""))
         }
         chunkSampler = try ChunkSampler(chunkCount: train.count, batchSize: config.chunksPerStep, seed: config.seed,
                                         mixture: data.mixture)

@@ -183,7 +183,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         }
         try need(DataFormat(rawValue: dataFormat) != nil, "data-format", "must be auto, text, pair or chat")
         try need(!textKey.isEmpty && !inputKey.isEmpty && !outputKey.isEmpty, "text-key", "keys must not be empty")
-        try need(validationData == nil || task == "data", "validation-data", "needs task data (the built-in tasks have their own split)")
+        try need(validationData == nil || task == "data", "validation-data",
+                 "needs task data (the built-in tasks have their own split)")
         try need(maxBadFraction >= 0 && maxBadFraction < 1, "max-bad-fraction", "must be in [0, 1)")
         try need(method != "rlvr" || task != "data", "method", "rlvr needs a task with a verifier (qa-code or translation)")
         try need(["ebft", "sft", "rlvr"].contains(method), "method", "must be ebft, sft or rlvr")

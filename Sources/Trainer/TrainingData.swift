@@ -24,7 +24,8 @@ public struct TrainingData {
     public static func encoder(_ tokenizer: BPETokenizer) -> DocumentEncoder {
         DocumentEncoder(text: { tokenizer.encode($0, allowSpecial: false) },
                         chat: { ChatML.encode(messages: $0, addGenerationPrompt: false, tokenizer: tokenizer) },
-                        identity: "\(tokenizerIdentity(tokenizer))+chatml", eos: tokenizer.eos, vocabSize: tokenizer.vocabSize)
+                        identity: "\(tokenizerIdentity(tokenizer))+chatml", eos: tokenizer.eos,
+                        vocabSize: tokenizer.vocabSize)
     }
 
     /// A hash of the vocabulary, the special ids and the encoding of a probe text (which the
@@ -52,7 +53,8 @@ public struct TrainingData {
         /// A file source through the cache, its bad records checked.
         func packed(_ path: String, _ options: RecordOptions, _ split: SplitRule) throws -> PackedSource {
             let source = try RecordSource(path: path, options: options)
-            let p = try TokenCache.load(source: source, split: split, encoder: enc, chunkLength: P, directory: cacheDir, log: log)
+            let p = try TokenCache.load(source: source, split: split, encoder: enc, chunkLength: P, directory: cacheDir,
+                                        log: log)
             let s = p.meta.stats
             if let e = s.check(source: path, maxBadFraction: c.maxBadFraction) { throw e }
             if !p.built {

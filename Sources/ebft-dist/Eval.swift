@@ -19,7 +19,10 @@ struct Eval: ParsableCommand {
     @Option(help: "Nucleus mass.") var topP: Float = 0.95
     @Option(help: "Random seed.") var seed: UInt64 = 43
     @Flag(help: "Print one JSON object instead of text.") var json = false
-    @Option(help: "Evaluate on this JSONL(.gz) file instead: records of kind tests (prompt, test, entry_point → pass@k) or reference (prompt, reference → BLEU and chrF); --task is then ignored.")
+    @Option(help: """
+        Evaluate on this JSONL(.gz) file instead: records of kind tests (prompt, test, entry_point → pass@k) or \
+        reference (prompt, reference → BLEU and chrF); --task is then ignored.
+        """)
     var evalData: String?
     @Option(help: "Bad records allowed in --eval-data, as a fraction.") var maxBadFraction = 0.01
     @Option(help: "Write every completion, the program run and its outcome to this JSON-lines file (code tasks).")
@@ -45,8 +48,8 @@ struct Eval: ParsableCommand {
         }
         if case let .reference(prompts, references, oneLine)? = set {
             let n = limit > 0 ? min(limit, prompts.count) : prompts.count
-            let hyps = try Downstream.hypotheses(model: m, tokenizer: tokenizer, prompts: Array(prompts.prefix(n)), promptKeys: nil,
-                                                 oneLine: oneLine, maxNewTokens: maxNewTokens, temperature: temperature,
+            let hyps = try Downstream.hypotheses(model: m, tokenizer: tokenizer, prompts: Array(prompts.prefix(n)),
+                                                 promptKeys: nil, oneLine: oneLine, maxNewTokens: maxNewTokens, temperature: temperature,
                                                  topP: topP, seed: seed)
             let refs = Array(references.prefix(n))
             result["pairs"] = n
@@ -56,7 +59,8 @@ struct Eval: ParsableCommand {
                 var lines = ""
                 for (h, r) in zip(hyps, refs) {
                     let obj: [String: Any] = ["hypothesis": h, "reference": r]
-                    lines += String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self) + "\n"
+                    let json = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+                    lines += String(decoding: json, as: UTF8.self) + "\n"
                 }
                 try lines.write(toFile: save, atomically: true, encoding: .utf8)
             }

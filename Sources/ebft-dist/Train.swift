@@ -22,11 +22,12 @@ struct ConfigOptions: ParsableArguments {
     var runDir: String?
     @Option(help: "Policy model (GGUF); default: the installed SmolLM2.") var model: String?
     @Option(help: "Random seed.") var seed: UInt64?
-    @Option(help: "Task: code, qa-code, translation, or data (your files; --data sets it) (overrides the config's task).") var task: String?
+    @Option(help: "Task: code, qa-code, translation, or data (your files; --data sets it) (overrides the config's task).")
+    var task: String?
     @Option(help: "Method: ebft, or the baselines sft and rlvr (overrides the config's method).") var method: String?
     @Option(name: .customLong("data"), parsing: .singleValue,
-            help: ArgumentHelp("Train on this JSONL / JSONL.gz / text file or directory; PATH:WEIGHT for a mixture (repeatable; sets task data).",
-                               valueName: "path[:weight]"))
+            help: ArgumentHelp("Train on this JSONL / JSONL.gz / text file or directory; PATH:WEIGHT for a mixture "
+                               + "(repeatable; sets task data).", valueName: "path[:weight]"))
     var data: [String] = []
 
     /// The configuration: `base` (a resumed run's) or the preset, then the file, then overrides.
