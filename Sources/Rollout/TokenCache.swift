@@ -317,9 +317,12 @@ public enum TokenCache {
     }
 
     /// The packed chunks of `source`, from the cache in `directory` (built there first when it
-    /// is missing). `log` gets one line: reused or built, with the figures.
+    /// is missing). `log` gets one line: reused or built, with the figures. `progress` is called
+    /// every 1024 records while tokenising and about every 0.2 s while another process builds the
+    /// file (a stall watchdog takes either as a sign of life).
     public static func load(source: RecordSource, split: SplitRule, encoder: DocumentEncoder, chunkLength P: Int,
-                            directory: String, log: (String) -> Void = { _ in }) throws -> PackedSource {
+                            directory: String, progress: (String) -> Void = { _ in },
+                            log: (String) -> Void = { _ in }) throws -> PackedSource {
         let (key, bytes) = try key(source: source, split: split, encoder: encoder, chunkLength: P)
         let base = URL(fileURLWithPath: source.path).lastPathComponent
             .map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" }
@@ -332,8 +335,12 @@ public enum TokenCache {
         let lockFD = Glibc.open(path + ".lock", O_RDWR | O_CREAT, 0o644)
         if lockFD < 0 { throw DataError.cache(path: path + ".lock", reason: String(cString: strerror(errno))) }
         defer { close(lockFD) }
-        while flock(lockFD, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw DataError.cache(path: path + ".lock", reason: String(cString: strerror(errno))) }
+        while flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else {
+                throw DataError.cache(path: path + ".lock", reason: String(cString: strerror(errno)))
+            }
+            progress("waiting for another process to tokenise \(source.path)")
+            usleep(200_000)
         }
         defer { flock(lockFD, LOCK_UN) }
         if let hit = try? openCache(path: path, key: key) { return hit }
@@ -345,7 +352,7 @@ public enum TokenCache {
         }
         let t0 = Date()
         let meta = try build(source: source, split: split, encoder: encoder, chunkLength: P, key: key,
-                             sourceBytes: bytes, to: path, started: t0)
+                             sourceBytes: bytes, to: path, started: t0, progress: progress)
         var out = try openCache(path: path, key: key)
         out.built = true
         let mb = Double(bytes) / 1e6, s = meta.seconds
@@ -417,7 +424,8 @@ public enum TokenCache {
 
     /// Tokenises and packs the source into `path` (through a temporary file and a rename).
     static func build(source: RecordSource, split: SplitRule, encoder: DocumentEncoder, chunkLength P: Int, key: String,
-                      sourceBytes: Int, to path: String, started t0: Date) throws -> Meta {
+                      sourceBytes: Int, to path: String, started t0: Date,
+                      progress: (String) -> Void = { _ in }) throws -> Meta {
         let width = encoder.vocabSize <= 1 << 16 ? 2 : 4
         let tmp = path + ".tmp.\(getpid()).\(UInt32.random(in: 0 ... .max))"
         let tmpVal = tmp + ".validation"
@@ -427,11 +435,12 @@ public enum TokenCache {
         let trainPacker = StreamPacker(P: P, eos: encoder.eos) { try main.write($0) }
         let valPacker = StreamPacker(P: P, eos: encoder.eos) { try val.write($0) }
         var stats = RecordStats()
-        var pending = 0
+        var pending = 0, seen = 0
         try source.forEachRecord({ content, splitKey, at in
             let doc = encoder.tokens(content)
-            pending += 1
+            pending += 1; seen += 1
             if pending == 4096 { count(pending); pending = 0 }
+            if seen % 1024 == 0 { progress("tokenising \(source.path): \(seen) records") }
             guard !doc.isEmpty else { stats.bad(at, "empty after tokenisation"); return }
             stats.records += 1
             stats.tokens += doc.count

@@ -27,7 +27,9 @@ public final class RunContext {
     public let totalSteps: Int
 
     /// - Parameter loadCritic: false on ranks that never sample (pure learners).
-    public init(config: TrainConfig, loadCritic: Bool = true, log: (String) -> Void = { _ in }) throws {
+    /// - Parameter progress: signs of life while the data is tokenised (for a stall watchdog).
+    public init(config: TrainConfig, loadCritic: Bool = true, progress: (String) -> Void = { _ in },
+                log: (String) -> Void = { _ in }) throws {
         try config.validate()
         self.config = config
         let spec = config.model ?? ""
@@ -71,7 +73,7 @@ public final class RunContext {
             critic = nil
         }
         let t0 = Date()
-        let data = try TrainingData.load(config: config, tokenizer: tokenizer, log: log)
+        let data = try TrainingData.load(config: config, tokenizer: tokenizer, log: log, progress: progress)
         train = data.train
         validation = data.validation
         log("task \(config.task): \(train.count) train / \(data.validationCount) validation chunks of \(config.chunkLength) tokens "

@@ -47,14 +47,16 @@ public struct TrainingData {
         return o
     }
 
-    public static func load(config c: TrainConfig, tokenizer: BPETokenizer, log: (String) -> Void = { _ in }) throws -> TrainingData {
+    /// `progress`: signs of life while a source is tokenised (see `TokenCache.load`).
+    public static func load(config c: TrainConfig, tokenizer: BPETokenizer, log: (String) -> Void = { _ in },
+                            progress: (String) -> Void = { _ in }) throws -> TrainingData {
         let enc = encoder(tokenizer), P = c.chunkLength
         let cacheDir = c.dataCache.isEmpty ? TokenCache.defaultDirectory : c.dataCache
         /// A file source through the cache, its bad records checked.
         func packed(_ path: String, _ options: RecordOptions, _ split: SplitRule) throws -> PackedSource {
             let source = try RecordSource(path: path, options: options)
             let p = try TokenCache.load(source: source, split: split, encoder: enc, chunkLength: P, directory: cacheDir,
-                                        log: log)
+                                        progress: progress, log: log)
             let s = p.meta.stats
             if let e = s.check(source: path, maxBadFraction: c.maxBadFraction) { throw e }
             if !p.built {

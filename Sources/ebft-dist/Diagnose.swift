@@ -61,7 +61,7 @@ struct DiagnoseUpdate: ParsableCommand {
         guard chunks > 0, evalSeeds > 1, trainSeeds > 0, heldOut >= 0 else {
             throw ValidationError("--chunks and --train-seeds must be positive, --eval-seeds at least 2")
         }
-        let ctx = try RunContext(config: c, loadCritic: true) { print($0) }
+        let ctx = try RunContext(config: c, loadCritic: true, log: { print($0) })
         guard let critic = ctx.critic else { throw ValidationError("no feature network") }
         // Chunks in the sampler's order: the first --chunks for the step, then the disjoint batches.
         var ids = [Int]()

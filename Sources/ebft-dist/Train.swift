@@ -132,7 +132,10 @@ struct Train: ParsableCommand {
             }
             defer { watchdog.stop() }
             watchdog.enter("loading", step: 0)
-            let context = try RunContext(config: config, loadCritic: roles.role(of: rank).isWorker, log: say)
+            // Tokenising a large data set takes as long as it takes: each 1024 records (or each
+            // look at another rank's progress) restarts the loading phase's stall clock.
+            let context = try RunContext(config: config, loadCritic: roles.role(of: rank).isWorker,
+                                         progress: { watchdog.enter("loading: \($0)", step: 0) }, log: say)
             if config.method == "rlvr" {
                 say("\(context.totalSteps) steps × \(config.rlvrQuestions) questions × \(config.samplesPerChunk) completions of at most \(config.rlvrMaxNewTokens) tokens")
             } else {

@@ -266,6 +266,43 @@ final class DataSourceTests: XCTestCase {
         XCTAssertEqual(TokenCache.recordsTokenized - before, 3000, "built once")
     }
 
+    /// Loading reports progress (the trainer's stall watchdog counts it as liveness): every 1024
+    /// records while tokenising, and about every 0.2 s while another process holds the build lock.
+    func testLoadReportsProgressWhileTokenisingAndWhileWaiting() throws {
+        let path = try write("prog.jsonl", (0..<5000).map { json(["text": "p \($0)"]) })
+        let cache = dir + "/cache"
+        let source = try RecordSource(path: path, options: RecordOptions())
+        let key = try TokenCache.key(source: source, split: .allTrain, encoder: Self.encoder, chunkLength: 4).key
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        // Another "rank" holds the lock.
+        let fd = open(cache + "/prog.jsonl-\(key).tokens.lock", O_RDWR | O_CREAT, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        XCTAssertEqual(flock(fd, LOCK_EX), 0)
+        final class Messages: @unchecked Sendable {
+            let lock = NSLock()
+            var list: [String] = []
+            func add(_ m: String) { lock.lock(); list.append(m); lock.unlock() }
+            var all: [String] { lock.lock(); defer { lock.unlock() }; return list }
+        }
+        let messages = Messages()
+        let done = expectation(description: "loaded")
+        DispatchQueue.global().async {
+            let p = try? TokenCache.load(source: source, split: .allTrain, encoder: Self.encoder, chunkLength: 4,
+                                         directory: cache, progress: messages.add)
+            XCTAssertEqual(p?.meta.stats.records, 5000)
+            done.fulfill()
+        }
+        func waits() -> Int { messages.all.filter { $0.contains("waiting") }.count }
+        let deadline = Date(timeIntervalSinceNow: 60)
+        while waits() < 3 && Date() < deadline { usleep(50_000) }
+        XCTAssertGreaterThanOrEqual(waits(), 3, "progress while the lock is held elsewhere")
+        flock(fd, LOCK_UN); close(fd)
+        wait(for: [done], timeout: 60)
+        let tokenising = messages.all.filter { $0.contains("tokenising") }
+        XCTAssertEqual(tokenising.count, 5000 / 1024, "\(tokenising)")
+        XCTAssertTrue(tokenising.last?.contains("4096 records") ?? false, "\(tokenising)")
+    }
+
     /// A mixture's draws follow its weights within 2 % over 10,000 draws, each source's chunks
     /// come from its own range, and the draws are a function of (seed, step).
     func testMixtureProportionsFollowTheWeights() throws {
