@@ -282,8 +282,8 @@ public enum TokenCache {
         return (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache/ebft-dist/tokens"
     }
 
-    /// XXH64 of a file's content, chained over 4 MiB blocks (bounded memory).
-    static func contentHash(_ path: String) throws -> UInt64 {
+    /// XXH64 of a file's content, chained over 4 MiB blocks (bounded memory); `progress` every GiB.
+    static func contentHash(_ path: String, progress: (String) -> Void = { _ in }) throws -> UInt64 {
         let fd = Glibc.open(path, O_RDONLY)
         if fd < 0 { throw DataError.unreadable(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -295,13 +295,14 @@ public enum TokenCache {
             if n == 0 { break }
             h = buf.withUnsafeBytes { XXH64.hash(UnsafeRawBufferPointer(rebasing: $0[0..<n]), seed: h) }
             offset += n
+            if offset % (1 << 30) < n { progress("hashing \(path): \(offset >> 30) GiB") }
         }
         return h
     }
 
     /// The cache key: a hash over the inputs' identities and every setting the chunks depend on.
-    static func key(source: RecordSource, split: SplitRule, encoder: DocumentEncoder,
-                    chunkLength P: Int) throws -> (key: String, bytes: Int) {
+    static func key(source: RecordSource, split: SplitRule, encoder: DocumentEncoder, chunkLength P: Int,
+                    progress: (String) -> Void = { _ in }) throws -> (key: String, bytes: Int) {
         var desc = "v\(version)\nP=\(P)\neos=\(encoder.eos)\nencoder=\(encoder.identity)\nsplit=\(split.name)\n"
         let o = source.options
         desc += "format=\(o.format.rawValue)\nkeys=\(o.textKey)|\(o.inputKey)|\(o.outputKey)\nmax=\(o.maxRecordBytes)\n"
@@ -310,7 +311,8 @@ public enum TokenCache {
             var st = stat()
             guard stat(file, &st) == 0 else { throw DataError.unreadable(path: file, reason: String(cString: strerror(errno))) }
             total += Int(st.st_size)
-            desc += "\(rel)\t\(st.st_size)\t\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)\t\(try contentHash(file))\n"
+            let content = try contentHash(file, progress: progress)
+            desc += "\(rel)\t\(st.st_size)\t\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)\t\(content)\n"
         }
         let h = desc.utf8CString.withUnsafeBytes { XXH64.hash(UnsafeRawBufferPointer(rebasing: $0.dropLast())) }
         return (String(format: "%016llx", h), total)
@@ -323,7 +325,7 @@ public enum TokenCache {
     public static func load(source: RecordSource, split: SplitRule, encoder: DocumentEncoder, chunkLength P: Int,
                             directory: String, progress: (String) -> Void = { _ in },
                             log: (String) -> Void = { _ in }) throws -> PackedSource {
-        let (key, bytes) = try key(source: source, split: split, encoder: encoder, chunkLength: P)
+        let (key, bytes) = try key(source: source, split: split, encoder: encoder, chunkLength: P, progress: progress)
         let base = URL(fileURLWithPath: source.path).lastPathComponent
             .map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" }
         let path = directory + "/" + String(base.prefix(60)) + "-" + key + ".tokens"
