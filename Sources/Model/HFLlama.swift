@@ -13,6 +13,16 @@ public enum HFLlama {
         ("ffn_gate.weight", "mlp.gate_proj.weight"),
         ("ffn_up.weight", "mlp.up_proj.weight"),
         ("ffn_down.weight", "mlp.down_proj.weight"),
+        // The family options (Qwen2/Llama biases, Qwen3 per-head q/k norms).
+        ("attn_q.bias", "self_attn.q_proj.bias"),
+        ("attn_k.bias", "self_attn.k_proj.bias"),
+        ("attn_v.bias", "self_attn.v_proj.bias"),
+        ("attn_output.bias", "self_attn.o_proj.bias"),
+        ("attn_q_norm.weight", "self_attn.q_norm.weight"),
+        ("attn_k_norm.weight", "self_attn.k_norm.weight"),
+        ("ffn_gate.bias", "mlp.gate_proj.bias"),
+        ("ffn_up.bias", "mlp.up_proj.bias"),
+        ("ffn_down.bias", "mlp.down_proj.bias"),
     ]
     private static let globalMap: [(gguf: String, hf: String)] = [
         ("token_embd.weight", "model.embed_tokens.weight"),
@@ -47,12 +57,16 @@ public enum HFLlama {
         return (n, String(tail[tail.index(after: dot)...]))
     }
 
-    public enum QKRole: Equatable, Sendable { case query, key }
+    /// How a tensor's rows are permuted between the orders: by n_head (q weight and bias), by
+    /// n_kv_head (k weight and bias), or as one head (the per-head q/k norm weights, length hd).
+    public enum QKRole: Equatable, Sendable { case query, key, headNorm }
 
-    /// Whether a GGUF tensor's rows are stored permuted (attn_q: by n_head; attn_k: by n_kv_head).
+    /// Whether a GGUF tensor's rows are stored permuted, and by which head count.
     public static func qkRole(ggufName name: String) -> QKRole? {
-        if name.hasPrefix("blk.") && name.hasSuffix(".attn_q.weight") { return .query }
-        if name.hasPrefix("blk.") && name.hasSuffix(".attn_k.weight") { return .key }
+        guard name.hasPrefix("blk.") else { return nil }
+        if name.hasSuffix(".attn_q.weight") || name.hasSuffix(".attn_q.bias") { return .query }
+        if name.hasSuffix(".attn_k.weight") || name.hasSuffix(".attn_k.bias") { return .key }
+        if name.hasSuffix(".attn_q_norm.weight") || name.hasSuffix(".attn_k_norm.weight") { return .headNorm }
         return nil
     }
 
@@ -128,6 +142,8 @@ public enum HFLlama {
             return (name, shape, permuteGGUFToHF(data, rows: shape[0], cols: data.count / shape[0], heads: numHeads))
         case .key?:
             return (name, shape, permuteGGUFToHF(data, rows: shape[0], cols: data.count / shape[0], heads: numKVHeads))
+        case .headNorm?:
+            return (name, shape, permuteGGUFToHF(data, rows: shape[0], cols: 1, heads: 1))
         case nil:
             return (name, shape, data)
         }
@@ -144,6 +160,8 @@ public enum HFLlama {
             return (name, shape, permuteHFToGGUF(data, rows: hfShape[0], cols: data.count / hfShape[0], heads: numHeads))
         case .key?:
             return (name, shape, permuteHFToGGUF(data, rows: hfShape[0], cols: data.count / hfShape[0], heads: numKVHeads))
+        case .headNorm?:
+            return (name, shape, permuteHFToGGUF(data, rows: hfShape[0], cols: 1, heads: 1))
         case nil:
             return (name, shape, data)
         }

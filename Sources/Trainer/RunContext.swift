@@ -156,8 +156,11 @@ public final class RunContext {
                              name: String, generates: Bool = true) throws {
         guard let n = model.contextLength else { return }
         if geometry.maxPosition + 1 > n {
+            let limit = model.slidingWindow == n
+                ? "its sliding_window \(n) (sliding-window attention is not implemented: sequences must fit inside it)"
+                : "the context length \(n)"
             throw ConfigError.invalid(field: "chunk-length", reason: "chunk-length \(c.chunkLength) needs rotary positions "
-                                      + "0…\(geometry.maxPosition), past the context length \(n) of the model \(name)")
+                                      + "0…\(geometry.maxPosition), past \(limit) of the model \(name)")
         }
         guard generates else { return }
         func budget(_ field: String, _ tokens: Int) -> ConfigError {
