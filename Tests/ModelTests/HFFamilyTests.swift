@@ -1,0 +1,162 @@
+import Foundation
+import XCTest
+@testable import Model
+
+/// Hugging Face directories of each family (llama with llama3 / linear rope scaling, biases and
+/// head_dim ≠ hidden/heads; qwen2; qwen3; mistral), written by the independent NumPy reference
+/// (Tests/reference/hf_family_reference.py: transformers' config keys in the transformers 4 and
+/// 5 spellings, F32 / BF16 safetensors, single or sharded) and run by it from the published
+/// modelling equations. Our loader + transformer must give the same log-probs at every position
+/// (within 1e-4) and the same 32 greedy tokens with the KV-cached decode.
+final class HFFamilyTests: XCTestCase {
+    typealias S = GGUFTestSupport
+
+    /// Runs the reference on `request` (JSON), returns its JSON answer.
+    func reference(_ request: [String: Any], file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        let dir = try S.tempDir(self)
+        let req = dir + "/request.json"
+        try JSONSerialization.data(withJSONObject: request).write(to: URL(fileURLWithPath: req))
+        let script = "import sys, runpy; sys.stdin = open(sys.argv[1]); p = sys.argv[2]; sys.argv = [p]; "
+            + "runpy.run_path(p, run_name='__main__')"
+        let out = try S.python(script, [req, S.packageRoot + "/Tests/reference/hf_family_reference.py"],
+                               file: file, line: line)
+        return try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Any]
+    }
+
+    /// The base of every test model: 2 layers, hidden 48, 4 heads over 2 KV heads, vocab 97.
+    func spec(_ family: String, _ extra: [String: Any] = [:]) throws -> [String: Any] {
+        var m: [String: Any] = ["dir": try S.tempDir(self) + "/model", "family": family, "hidden": 48, "layers": 2,
+                                "heads": 4, "kv_heads": 2, "ffn": 64, "vocab": 97, "tied": false, "seed": 7,
+                                "max_positions": 128]
+        for (k, v) in extra { m[k] = v }
+        return m
+    }
+
+    /// Fixed token sequences: a short one and one of `longLength` tokens.
+    func sequences(longLength: Int) -> [[Int]] {
+        [[1, 5, 9, 20, 33, 2, 96, 40, 41, 7, 0, 13],
+         (0..<longLength).map { ($0 * 37 + 11) % 97 }]
+    }
+
+    /// Writes the directory of `make`, loads it with `ModelSource.load`, checks the log-probs of
+    /// the fixed sequences and 32 greedy tokens against the reference. Returns the store.
+    @discardableResult
+    func checkAgainstReference(_ make: [String: Any], longLength: Int = 40, file: StaticString = #filePath,
+                               line: UInt = #line) throws -> ParameterStore {
+        let dir = make["dir"] as! String
+        let seqs = sequences(longLength: longLength)
+        let prompt = [3, 4, 5, 60, 61]
+        let ref = try reference(["make": make, "model": dir, "sequences": seqs,
+                                 "greedy": ["prompt": prompt, "new_tokens": 32]], file: file, line: line)
+        let store = try ModelSource.load(dir)
+        let m = Transformer(parameters: store)
+        let theirs = ref["logprobs"] as! [[Double]]
+        for (i, ids) in seqs.enumerated() {
+            let t = ids.map(Int32.init)
+            let preds = (0..<(t.count - 1)).map { Prediction(row: $0, target: t[$0 + 1]) }
+            let ours = m.logProbs(tokens: t, layout: .causal(length: t.count), predictions: preds)
+            XCTAssertEqual(ours.count, theirs[i].count, file: file, line: line)
+            var worst = 0.0, at = -1
+            for (j, (a, b)) in zip(ours, theirs[i]).enumerated() where abs(Double(a) - b) > worst {
+                worst = abs(Double(a) - b)
+                at = j
+            }
+            XCTAssertLessThan(worst, 1e-4, "sequence \(i): max |Δ log-prob| = \(worst) at position \(at)",
+                              file: file, line: line)
+        }
+        // Greedy: the reference's smallest top-2 gap must dwarf Float32 rounding for the
+        // comparison to be meaningful (it is a property of the fixed weights, not of the CPU).
+        let margin = ref["greedy_margin"] as! Double
+        XCTAssertGreaterThan(margin, 1e-3, "the reference's greedy steps have a near tie; pick another seed",
+                             file: file, line: line)
+        let ours = m.generate(prompt: prompt.map(Int32.init), maxNewTokens: 32) { z in
+            Int32(z.indices.max { z[$0] < z[$1] }!)
+        }
+        XCTAssertEqual(ours.map(Int.init), ref["greedy"] as! [Int], file: file, line: line)
+        return store
+    }
+
+    static let llama3Rope: [String: Any] = ["rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                            "high_freq_factor": 4.0, "original_max_position_embeddings": 32]
+
+    // MARK: llama
+
+    /// Llama 3.x: llama3 rope scaling with a sequence (48) longer than its original context
+    /// (32), head_dim 16 ≠ 48/4, untied head, transformers-4 spelling, F32.
+    func testLlama3RopeScalingHeadDimUntiedF32() throws {
+        let s = try checkAgainstReference(try spec("llama", ["head_dim": 16, "rope": Self.llama3Rope,
+                                                             "rope_theta": 500000.0]), longLength: 48)
+        XCTAssertEqual(s.config.ropeScaling?.kind, .llama3)
+        XCTAssertEqual(s.config.headDim, 16)
+        XCTAssertFalse(s.config.tiedEmbeddings)
+    }
+
+    /// The silent-wrong bug of issue 12: a transformers-5 config.json (`rope_parameters` with
+    /// rope_theta 500000 and llama3 scaling, `dtype`) must be read in full — theta and scaling
+    /// applied — not trained with theta 10000 and no scaling. BF16 weights, tied head, q/k/v/o
+    /// and MLP biases.
+    func testLlama3TransformersFiveSpellingBF16BiasesTied() throws {
+        let s = try checkAgainstReference(try spec("llama", ["rope": Self.llama3Rope, "rope_theta": 500000.0,
+                                                             "spelling": 5, "dtype": "BF16", "tied": true,
+                                                             "attention_bias": true, "mlp_bias": true]),
+                                          longLength: 48)
+        XCTAssertEqual(s.config.ropeBase, 500000)
+        XCTAssertEqual(s.config.ropeScaling, RopeScaling(kind: .llama3, factor: 8, lowFreqFactor: 1, highFreqFactor: 4,
+                                                         originalMaxPositionEmbeddings: 32))
+        XCTAssertTrue(s.config.qkvBias && s.config.outputBias && s.config.mlpBias && s.config.tiedEmbeddings)
+    }
+
+    /// Linear rope scaling, sharded F32 (three shards and an index).
+    func testLlamaLinearRopeSharded() throws {
+        let s = try checkAgainstReference(try spec("llama", ["rope": ["rope_type": "linear", "factor": 4.0],
+                                                             "shards": 3]))
+        XCTAssertEqual(s.config.ropeScaling, RopeScaling(kind: .linear, factor: 4))
+    }
+
+    // MARK: qwen2
+
+    /// Qwen2/Qwen2.5: q/k/v biases, tied head, F32.
+    func testQwen2TiedF32() throws {
+        let s = try checkAgainstReference(try spec("qwen2", ["tied": true]))
+        XCTAssertEqual(s.config.architecture, .qwen2)
+        XCTAssertTrue(s.config.qkvBias && !s.config.outputBias)
+    }
+
+    /// Qwen2 BF16, sharded, transformers-5 spelling, untied.
+    func testQwen2BF16ShardedTransformersFive() throws {
+        try checkAgainstReference(try spec("qwen2", ["dtype": "BF16", "shards": 2, "spelling": 5, "seed": 3]))
+    }
+
+    // MARK: qwen3
+
+    /// Qwen3: per-head q/k RMSNorm before RoPE, explicit head_dim (16 ≠ 48/4), F32.
+    func testQwen3QKNormHeadDimF32() throws {
+        let s = try checkAgainstReference(try spec("qwen3", ["head_dim": 16]))
+        XCTAssertTrue(s.config.qkNorm)
+        XCTAssertEqual(s.config.headDim, 16)
+    }
+
+    /// Qwen3 BF16, sharded, tied, transformers-5 spelling.
+    func testQwen3BF16ShardedTied() throws {
+        try checkAgainstReference(try spec("qwen3", ["dtype": "BF16", "shards": 2, "spelling": 5, "tied": true,
+                                                     "seed": 11]))
+    }
+
+    // MARK: mistral
+
+    /// Mistral with no sliding window (null), explicit head_dim, F32.
+    func testMistralF32() throws {
+        let s = try checkAgainstReference(try spec("mistral", ["head_dim": 16]))
+        XCTAssertEqual(s.config.architecture, .mistral)
+        XCTAssertNil(s.slidingWindow)
+        XCTAssertEqual(s.contextLength, 128)
+    }
+
+    /// A sliding window longer than every sequence used is the same network: accepted, and it
+    /// bounds the context.
+    func testMistralSlidingWindowLongerThanSequence() throws {
+        let s = try checkAgainstReference(try spec("mistral", ["sliding_window": 100, "dtype": "BF16"]))
+        XCTAssertEqual(s.slidingWindow, 100)
+        XCTAssertEqual(s.contextLength, 100)
+    }
+}
