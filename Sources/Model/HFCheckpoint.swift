@@ -29,7 +29,7 @@ public enum HFCheckpointError: Error, CustomStringConvertible, LocalizedError, E
     public var description: String {
         switch self {
         case let .notFound(path, reason): return "\(path): \(reason)"
-        case let .badConfig(path, problem): return "\(path): invalid Llama config.json: \(problem)"
+        case let .badConfig(path, problem): return "\(path): invalid Hugging Face config.json: \(problem)"
         case let .missingTensor(path, t): return "\(path): tensor '\(t)' is missing"
         case let .unexpectedTensor(path, t):
             return "\(path): tensor '\(t)' is not a parameter of this Llama model (unknown name or not expected for this config)"

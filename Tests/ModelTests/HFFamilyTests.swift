@@ -159,4 +159,150 @@ final class HFFamilyTests: XCTestCase {
         XCTAssertEqual(s.slidingWindow, 100)
         XCTAssertEqual(s.contextLength, 100)
     }
+
+    // MARK: config.json: both spellings, and refusals
+
+    /// A minimal config.json of `family` with `extra` keys (nil values removed).
+    func configJSON(_ family: String, _ extra: [String: Any?] = [:]) throws -> Data {
+        var d: [String: Any] = ["model_type": family, "hidden_size": 32, "num_attention_heads": 4,
+                                "num_key_value_heads": 2, "num_hidden_layers": 2, "intermediate_size": 48,
+                                "vocab_size": 61, "hidden_act": "silu"]
+        for (k, v) in extra { if let v { d[k] = v } else { d[k] = nil } }
+        return try JSONSerialization.data(withJSONObject: d)
+    }
+
+    func assertRefused(_ json: Data, _ needles: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try HFModelConfig(json: json, path: "/x/config.json"), file: file, line: line) { e in
+            let text = "\(e)"
+            for n in needles { XCTAssertTrue(text.contains(n), "'\(n)' not in: \(text)", file: file, line: line) }
+        }
+    }
+
+    /// transformers 5 writes `rope_parameters` {rope_type, rope_theta, factor, ...} and `dtype`
+    /// instead of rope_theta / rope_scaling / torch_dtype: theta 500000 and the llama3 scaling
+    /// must both be taken from it (before, it silently gave theta 10000 and no scaling).
+    func testTransformersFiveRopeParametersAreReadInFull() throws {
+        let params: [String: Any] = ["rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0,
+                                     "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                     "original_max_position_embeddings": 8192]
+        let c = try HFModelConfig(json: try configJSON("llama", ["rope_parameters": params, "dtype": "bfloat16"]),
+                                  path: "/x/config.json")
+        XCTAssertEqual(c.model.ropeBase, 500000)
+        XCTAssertEqual(c.model.ropeScaling, RopeScaling(kind: .llama3, factor: 32, lowFreqFactor: 1, highFreqFactor: 4,
+                                                        originalMaxPositionEmbeddings: 8192))
+        XCTAssertEqual(c.dtype, "bfloat16")
+        // The transformers-4 spelling of the same model reads the same.
+        var v4 = params
+        v4["rope_theta"] = nil
+        let c4 = try HFModelConfig(json: try configJSON("llama", ["rope_theta": 500000.0, "rope_scaling": v4,
+                                                                  "torch_dtype": "bfloat16"]), path: "/x/config.json")
+        XCTAssertEqual(c4.model, c.model)
+        // The frequencies are scaled: the lowest one by 1/32, the highest kept.
+        let inv = c.model.ropeInverseFrequencies
+        XCTAssertEqual(inv[0], 1, accuracy: 1e-12)
+        XCTAssertEqual(inv.last!, Foundation.pow(500000, -2.0 * Double(inv.count - 1) / 8) / 32, accuracy: 1e-15)
+        // "default" rope_parameters: theta only.
+        let plain = try HFModelConfig(json: try configJSON("qwen2", ["rope_parameters": ["rope_type": "default",
+                                                                                         "rope_theta": 1000000.0]]),
+                                      path: "/x/config.json")
+        XCTAssertEqual(plain.model.ropeBase, 1000000)
+        XCTAssertNil(plain.model.ropeScaling)
+        // The two spellings disagreeing is an error, not a guess.
+        assertRefused(try configJSON("llama", ["rope_theta": 10000.0, "rope_parameters": params]),
+                      ["rope_theta is 10000.0 but rope_parameters.rope_theta is 500000.0"])
+    }
+
+    func testFamiliesSetTheirOptions() throws {
+        func parse(_ f: String, _ extra: [String: Any?] = [:]) throws -> ModelConfig {
+            try HFModelConfig(json: try configJSON(f, extra), path: "/x/config.json").model
+        }
+        let q2 = try parse("qwen2")
+        XCTAssertTrue(q2.qkvBias && !q2.outputBias && !q2.mlpBias && !q2.qkNorm && q2.architecture == .qwen2)
+        let q3 = try parse("qwen3", ["head_dim": 16])
+        XCTAssertTrue(q3.qkNorm && !q3.qkvBias && q3.headDim == 16 && q3.qDim == 64)
+        let l = try parse("llama", ["attention_bias": true, "mlp_bias": true])
+        XCTAssertTrue(l.qkvBias && l.outputBias && l.mlpBias && !l.qkNorm)
+        let m = try parse("mistral", ["sliding_window": nil])
+        XCTAssertEqual(m, try parse("llama", ["model_type": "mistral"]))
+        XCTAssertFalse(m.tiedEmbeddings)   // transformers' default
+        // Qwen's sliding_window only counts with use_sliding_window.
+        let qw = try HFModelConfig(json: try configJSON("qwen2", ["sliding_window": 32, "use_sliding_window": false,
+                                                                  "max_position_embeddings": 4096]), path: "/x/c.json")
+        XCTAssertNil(qw.slidingWindow)
+        XCTAssertEqual(qw.contextLength, 4096)
+        let qs = try HFModelConfig(json: try configJSON("qwen2", ["sliding_window": 32, "use_sliding_window": true,
+                                                                  "max_position_embeddings": 4096]), path: "/x/c.json")
+        XCTAssertEqual(qs.slidingWindow, 32)
+        XCTAssertEqual(qs.contextLength, 32)
+        // eos lists (Llama 3) and generation_config.json are recorded.
+        let e = try HFModelConfig(json: try configJSON("llama", ["eos_token_id": [128001, 128008, 128009],
+                                                                 "bos_token_id": 128000]), path: "/x/c.json")
+        XCTAssertEqual(e.eosTokenIDs, [128001, 128008, 128009])
+        XCTAssertEqual(e.hf.bosTokenID, 128000)
+    }
+
+    func testGenerationConfigIsRead() throws {
+        let dir = try S.tempDir(self)
+        try configJSON("qwen2").write(to: URL(fileURLWithPath: dir + "/config.json"))
+        XCTAssertNil(try HFModelConfig(path: dir + "/config.json").generation)
+        try Data(#"{"bos_token_id": 151643, "eos_token_id": [151645, 151643], "pad_token_id": 151643, "do_sample": true}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/generation_config.json"))
+        XCTAssertEqual(try HFModelConfig(path: dir + "/config.json").generation,
+                       HFGenerationConfig(bosTokenID: 151643, eosTokenIDs: [151645, 151643], padTokenID: 151643))
+    }
+
+    /// Whatever is not implemented is refused with the field and what is supported.
+    func testUnsupportedConfigsAreRefused() throws {
+        assertRefused(try configJSON("gemma2"), ["model_type is gemma2", "\"llama\", \"qwen2\", \"qwen3\", \"mistral\""])
+        assertRefused(try configJSON("llama", ["rope_scaling": ["rope_type": "yarn", "factor": 4.0]]),
+                      ["rope_scaling.rope_type is \"yarn\"", "supported: \"default\", \"linear\", \"llama3\""])
+        assertRefused(try configJSON("llama", ["rope_parameters": ["rope_type": "dynamic", "rope_theta": 1e4,
+                                                                   "factor": 2.0]]),
+                      ["rope_parameters.rope_type is \"dynamic\""])
+        assertRefused(try configJSON("llama", ["rope_scaling": ["type": "linear"]]),
+                      ["rope_scaling.factor is missing"])
+        assertRefused(try configJSON("llama", ["rope_scaling": ["rope_type": "llama3", "factor": 8.0,
+                                                                "low_freq_factor": 1.0, "high_freq_factor": 4.0]]),
+                      ["original_max_position_embeddings is missing"])
+        assertRefused(try configJSON("mistral", ["hidden_act": "gelu"]), ["hidden_act is \"gelu\"", "\"silu\""])
+        assertRefused(try configJSON("qwen2", ["partial_rotary_factor": 0.5]), ["partial_rotary_factor is 0.5"])
+        assertRefused(try configJSON("llama", ["quantization_config": ["quant_method": "gptq"]]),
+                      ["quantization_config"])
+    }
+
+    /// A sliding window shorter than the sequence is refused where the sequence is made, with
+    /// the window named; a longer one is the same network (tested numerically above).
+    func testSlidingWindowShorterThanSequenceIsRefused() throws {
+        var make = try spec("mistral", ["sliding_window": 16])
+        make["dir"] = try S.tempDir(self) + "/m"
+        _ = try reference(["make": make])
+        let store = try ModelSource.load(make["dir"] as! String)
+        XCTAssertEqual(store.slidingWindow, 16)
+        XCTAssertEqual(store.contextLength, 16)
+        let m = Transformer(parameters: store)
+        XCTAssertNoThrow(try m.checkContext(promptTokens: 10, newTokens: 6, what: "the prompt"))
+        XCTAssertThrowsError(try m.checkContext(promptTokens: 10, newTokens: 7, what: "the prompt")) { e in
+            XCTAssertTrue("\(e)".contains("sliding_window 16"), "\(e)")
+        }
+    }
+
+    /// Tensors must match the config: an lm_head with tied embeddings, q/k/v biases a llama
+    /// config does not declare, or a qwen2 directory without its biases are errors.
+    func testTensorsThatDoNotMatchTheFamilyAreRefused() throws {
+        func load(_ make: [String: Any], config edit: (inout [String: Any]) -> Void) throws -> Error? {
+            _ = try reference(["make": make])
+            let dir = make["dir"] as! String
+            let path = dir + "/config.json"
+            var d = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+            edit(&d)
+            try JSONSerialization.data(withJSONObject: d).write(to: URL(fileURLWithPath: path))
+            do { _ = try ModelSource.load(dir); return nil } catch { return error }
+        }
+        let tie = try load(try spec("qwen2", ["tied": false])) { $0["tie_word_embeddings"] = true }
+        XCTAssertTrue("\(tie!)".contains("lm_head.weight"), "\(String(describing: tie))")
+        let bias = try load(try spec("qwen2")) { $0["model_type"] = "llama" }
+        XCTAssertTrue("\(bias!)".contains("self_attn.q_proj.bias"), "\(String(describing: bias))")
+        let noBias = try load(try spec("mistral")) { $0["model_type"] = "qwen2" }
+        XCTAssertTrue("\(noBias!)".contains("q_proj.bias' is missing"), "\(String(describing: noBias))")
+    }
 }
