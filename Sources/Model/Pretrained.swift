@@ -124,11 +124,11 @@ extension ModelConfig {
         // Biases / norms by what the family's tensors hold (llama: attention_bias puts q, k, v
         // and output biases together; qwen2: q/k/v biases; qwen3: q/k norms).
         func has(_ suffix: String) -> Bool { (try? gguf.tensor(named: "blk.0." + suffix)) != nil }
-        let qkvBias = family == .qwen2 || has("attn_q.bias")
-        let outputBias = family != .qwen2 && has("attn_output.bias")
+        let attentionBias = family != .qwen2 && has("attn_output.bias")
+        let qkvBias = family == .qwen2 || attentionBias
         self.init(dim: dim, layers: layers, heads: heads, kvHeads: kvHeads, headDim: headDim, ffnDim: ffn,
                   vocabSize: vocab, ropeBase: Float(ropeBase), normEps: Float(eps), tiedEmbeddings: tied,
-                  architecture: family, qkvBias: qkvBias, outputBias: outputBias,
+                  architecture: family, qkvBias: qkvBias, outputBias: attentionBias,
                   mlpBias: family == .llama && has("ffn_gate.bias"), qkNorm: family == .qwen3, ropeScaling: scaling)
         do { try validate() } catch let e as ModelConfigError {
             throw GGUFError.invalid(path: gguf.path, problem: e.description)

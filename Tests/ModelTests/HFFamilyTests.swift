@@ -305,4 +305,74 @@ final class HFFamilyTests: XCTestCase {
         let noBias = try load(try spec("mistral")) { $0["model_type"] = "qwen2" }
         XCTAssertTrue("\(noBias!)".contains("q_proj.bias' is missing"), "\(String(describing: noBias))")
     }
+
+    // MARK: GGUF files of the families
+
+    /// Converts a Hugging Face directory to GGUF the way llama.cpp's converter does, with the
+    /// `gguf` package's own name map: llama q/k weights and biases permuted to the interleaved
+    /// order, qwen2/qwen3 left in Hugging Face order (NEOX rope).
+    static let hfToGGUF = """
+        import json, sys, importlib.util
+        import numpy as np, gguf
+        src, out, ref = sys.argv[1], sys.argv[2], sys.argv[3]
+        spec = importlib.util.spec_from_file_location("ref", ref); r = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(r)
+        c = json.load(open(src + "/config.json")); t = c["model_type"]
+        arch = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3}[t]
+        H, KV, L = c["num_attention_heads"], c["num_key_value_heads"], c["num_hidden_layers"]
+        hd = c.get("head_dim") or c["hidden_size"] // H
+        w = gguf.GGUFWriter(out, t)
+        w.add_block_count(L); w.add_context_length(c["max_position_embeddings"])
+        w.add_embedding_length(c["hidden_size"]); w.add_feed_forward_length(c["intermediate_size"])
+        w.add_head_count(H); w.add_head_count_kv(KV); w.add_key_length(hd); w.add_value_length(hd)
+        w.add_layer_norm_rms_eps(c["rms_norm_eps"]); w.add_rope_freq_base(c.get("rope_theta", 10000.0))
+        def permute(a, n_head, n_kv):
+            n = n_kv if n_kv != n_head else n_head
+            return a.reshape(n, 2, a.shape[0] // n // 2, *a.shape[1:]).swapaxes(1, 2).reshape(a.shape)
+        names = gguf.get_tensor_name_map(arch, L)
+        for name, a in r.read_weights(src).items():
+            a = a.astype(np.float32)
+            if t == "llama" and (name.endswith("q_proj.weight") or name.endswith("q_proj.bias")): a = permute(a, H, H)
+            if t == "llama" and (name.endswith("k_proj.weight") or name.endswith("k_proj.bias")): a = permute(a, H, KV)
+            w.add_tensor(names.get_name(name, try_suffixes=(".weight", ".bias")), np.ascontiguousarray(a))
+        w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+        """
+
+    /// GGUF files with general.architecture qwen2 / qwen3 / llama (with attention and MLP
+    /// biases) give exactly the parameters of the Hugging Face directory they were converted
+    /// from (which match the reference above): names, Qwen's NEOX q/k order permuted at load,
+    /// biases and q/k norms.
+    func testGGUFOfEachFamilyEqualsItsHuggingFaceDirectory() throws {
+        let cases: [[String: Any]] = [
+            try spec("qwen2", ["tied": true]),
+            try spec("qwen3", ["head_dim": 16]),
+            try spec("llama", ["attention_bias": true, "mlp_bias": true, "head_dim": 16]),
+        ]
+        for make in cases {
+            _ = try reference(["make": make])
+            let dir = make["dir"] as! String
+            let gguf = dir + ".gguf"
+            _ = try S.python(Self.hfToGGUF, [dir, gguf, S.packageRoot + "/Tests/reference/hf_family_reference.py"])
+            let fromGGUF = try ModelSource.load(gguf)
+            let fromHF = try ModelSource.load(dir)
+            let family = make["family"] as! String
+            XCTAssertEqual(fromGGUF.config, fromHF.config, family)
+            XCTAssertEqual(fromGGUF.contextLength, fromHF.contextLength, family)
+            XCTAssertTrue(HFCheckpointTests.bitEqual(fromGGUF, fromHF), family)
+        }
+    }
+
+    func testGGUFOfAnotherArchitectureIsRefused() throws {
+        let dir = try S.tempDir(self)
+        let path = dir + "/gemma.gguf"
+        _ = try S.python("""
+            import sys, numpy as np, gguf
+            w = gguf.GGUFWriter(sys.argv[1], "gemma2"); w.add_block_count(1)
+            w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+            w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+            """, [path])
+        XCTAssertThrowsError(try ModelSource.load(path)) { e in
+            XCTAssertTrue("\(e)".contains("general.architecture 'gemma2' (supported: llama, qwen2, qwen3)"), "\(e)")
+        }
+    }
 }
