@@ -202,23 +202,25 @@ public enum HFLlama {
             self.tieWordEmbeddings = tieWordEmbeddings
         }
 
-        /// Reads the `llama.*` and tokenizer keys of a GGUF file. Float32 metadata (eps, theta)
-        /// is converted through its shortest decimal form (1e-5, not 9.99999974e-6).
+        /// Reads the `<arch>.*` (`general.architecture`: llama, qwen2, qwen3) and tokenizer keys of
+        /// a GGUF file. Float32 metadata (eps, theta) is converted through its shortest decimal
+        /// form (1e-5, not 9.99999974e-6).
         public init(gguf f: GGUFFile) throws {
             func decimal(_ key: String) throws -> Double {
                 if case let .float32(x)? = f.metadata[key] { return Double("\(x)") ?? Double(x) }
                 return try f.double(key)
             }
-            let vocab = try (try? f.int("llama.vocab_size")) ?? f.stringArray("tokenizer.ggml.tokens").count
-            self.init(hiddenSize: try f.int("llama.embedding_length"),
-                      intermediateSize: try f.int("llama.feed_forward_length"),
-                      numAttentionHeads: try f.int("llama.attention.head_count"),
-                      numKeyValueHeads: try f.int("llama.attention.head_count_kv"),
-                      numHiddenLayers: try f.int("llama.block_count"),
-                      rmsNormEps: try decimal("llama.attention.layer_norm_rms_epsilon"),
-                      ropeTheta: f.metadata["llama.rope.freq_base"] == nil ? 10000 : try decimal("llama.rope.freq_base"),
+            let a = (try? f.string("general.architecture")) ?? "llama"
+            let vocab = try (try? f.int("\(a).vocab_size")) ?? f.stringArray("tokenizer.ggml.tokens").count
+            self.init(hiddenSize: try f.int("\(a).embedding_length"),
+                      intermediateSize: try f.int("\(a).feed_forward_length"),
+                      numAttentionHeads: try f.int("\(a).attention.head_count"),
+                      numKeyValueHeads: try f.int("\(a).attention.head_count_kv"),
+                      numHiddenLayers: try f.int("\(a).block_count"),
+                      rmsNormEps: try decimal("\(a).attention.layer_norm_rms_epsilon"),
+                      ropeTheta: f.metadata["\(a).rope.freq_base"] == nil ? 10000 : try decimal("\(a).rope.freq_base"),
                       vocabSize: vocab,
-                      maxPositionEmbeddings: try f.int("llama.context_length"),
+                      maxPositionEmbeddings: try f.int("\(a).context_length"),
                       bosTokenID: try f.int("tokenizer.ggml.bos_token_id"),
                       eosTokenID: try f.int("tokenizer.ggml.eos_token_id"),
                       tieWordEmbeddings: f.tensors.first(where: { $0.name == "output.weight" }) == nil)

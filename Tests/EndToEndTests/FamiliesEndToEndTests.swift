@@ -52,6 +52,15 @@ final class FamiliesEndToEndTests: XCTestCase {
                 XCTAssertEqual(config["model_type"] as? String, s.modelType, s.name)
                 let weights = try TrainerEndToEndTests.safetensors(ckpt + "/model.safetensors")
                 XCTAssertNotNil(weights[s.tensor], "\(s.name): \(s.tensor) not in the checkpoint")
+                if np == 1 && s.name == "qwen2" {
+                    // `bench model --model DIR` measures the directory's own shape.
+                    let b = try MPIRun.runDirect(["bench", "model", "--model", ckpt, "--sequence-length", "16",
+                                                  "--decode-batches", "1", "--decode-prefix", "8", "--repeats", "1"],
+                                                 timeout: 120)
+                    XCTAssertTrue(b.succeeded, "\(b)")
+                    XCTAssertTrue(b.stdout.contains("qwen2, d=32, 2 layers, heads 4/2"), "\(b)")
+                    XCTAssertTrue(b.stdout.contains("forward+backward S=16"), "\(b)")
+                }
             }
             XCTAssertEqual(runs[0].count, runs[1].count, s.name)
             for (a, b) in zip(runs[0], runs[1]) {

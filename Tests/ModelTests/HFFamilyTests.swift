@@ -142,6 +142,12 @@ final class HFFamilyTests: XCTestCase {
                                                      "seed": 11]))
     }
 
+    /// F16 weights (the third safetensors dtype), qwen3 with attention_bias.
+    func testQwen3F16AttentionBias() throws {
+        let s = try checkAgainstReference(try spec("qwen3", ["dtype": "F16", "attention_bias": true, "seed": 5]))
+        XCTAssertTrue(s.config.qkvBias && s.config.outputBias && s.config.qkNorm)
+    }
+
     // MARK: mistral
 
     /// Mistral with no sliding window (null), explicit head_dim, F32.
@@ -326,6 +332,7 @@ final class HFFamilyTests: XCTestCase {
         w.add_embedding_length(c["hidden_size"]); w.add_feed_forward_length(c["intermediate_size"])
         w.add_head_count(H); w.add_head_count_kv(KV); w.add_key_length(hd); w.add_value_length(hd)
         w.add_layer_norm_rms_eps(c["rms_norm_eps"]); w.add_rope_freq_base(c.get("rope_theta", 10000.0))
+        w.add_vocab_size(c["vocab_size"]); w.add_bos_token_id(1); w.add_eos_token_id(2)
         def permute(a, n_head, n_kv):
             n = n_kv if n_kv != n_head else n_head
             return a.reshape(n, 2, a.shape[0] // n // 2, *a.shape[1:]).swapaxes(1, 2).reshape(a.shape)
@@ -359,6 +366,10 @@ final class HFFamilyTests: XCTestCase {
             XCTAssertEqual(fromGGUF.config, fromHF.config, family)
             XCTAssertEqual(fromGGUF.contextLength, fromHF.contextLength, family)
             XCTAssertTrue(HFCheckpointTests.bitEqual(fromGGUF, fromHF), family)
+            // The `<arch>.*` keys as export reads them.
+            let hf = try HFLlama.Config(gguf: GGUFFile(path: gguf))
+            XCTAssertEqual(hf.hiddenSize, 48, family)
+            XCTAssertEqual(hf.maxPositionEmbeddings, 128, family)
         }
     }
 
