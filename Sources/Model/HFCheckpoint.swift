@@ -5,11 +5,13 @@ import Glibc
 import Darwin
 #endif
 
-// A Hugging Face Llama directory for the flat parameters:
-//   DIR/model.safetensors  F32 tensors named as `LlamaForCausalLM.state_dict()` names them
-//                          (q_proj/k_proj rows in HF's rotate-half order; no lm_head when the
-//                          embeddings are tied), `__metadata__` {"format": "pt", ...}
-//   DIR/config.json        `LlamaForCausalLM` config for the same shape.
+// A Hugging Face directory (llama, qwen2, qwen3, mistral) for the flat parameters:
+//   DIR/model.safetensors  F32 tensors named as `<Family>ForCausalLM.state_dict()` names them
+//                          (q_proj/k_proj rows, their biases and q_norm/k_norm weights in HF's
+//                          rotate-half order; no lm_head when the embeddings are tied),
+//                          `__metadata__` {"format": "pt", ...}; or, when reading, the shards of
+//                          model.safetensors.index.json, F32 / F16 / BF16
+//   DIR/config.json        the family's config for the same shape.
 // `saveHF` then `loadHF` gives back bit-identical parameters.
 
 /// Everything that can be wrong with a Hugging Face model directory; the description names the
@@ -261,9 +263,19 @@ public struct HFModelConfig: Equatable, Sendable {
             default:
                 throw bad("\(scalingKey).\(typeKey) is \"\(type)\"; supported: \"default\", \"linear\", \"llama3\"")
             }
-            // attention_factor / mscale would rescale attention logits: not implemented.
-            for k in ["attention_factor", "mscale", "mscale_all_dim"] where p.present(k) {
-                throw bad("\(scalingKey).\(k) is set; not supported (rope types \"default\", \"linear\", \"llama3\")")
+            // Every key must be understood: others (per-layer-type entries, mrope_section,
+            // attention_factor, ...) would change the maths.
+            let known: Set<String> = ["rope_type", "type", "rope_theta", "factor", "low_freq_factor", "high_freq_factor",
+                                      "original_max_position_embeddings", "partial_rotary_factor", "attention_factor"]
+            for k in o.keys.sorted() where p.present(k) {
+                guard known.contains(k) else {
+                    throw bad("\(scalingKey).\(k) is not supported (understood: \(known.sorted().joined(separator: ", ")))")
+                }
+            }
+            for k in ["partial_rotary_factor", "attention_factor"] {
+                if let x = try p.optionalDouble(k), x != 1 {
+                    throw bad("\(scalingKey).\(k) is \(x); only 1 is supported")
+                }
             }
         }
         let ropeTheta = theta ?? 10000

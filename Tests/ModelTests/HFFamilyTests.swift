@@ -270,6 +270,14 @@ final class HFFamilyTests: XCTestCase {
         assertRefused(try configJSON("llama", ["rope_scaling": ["rope_type": "llama3", "factor": 8.0,
                                                                 "low_freq_factor": 1.0, "high_freq_factor": 4.0]]),
                       ["original_max_position_embeddings is missing"])
+        assertRefused(try configJSON("qwen2", ["rope_parameters": ["rope_type": "default", "rope_theta": 1e6,
+                                                                   "mrope_section": [16, 24, 24]]]),
+                      ["rope_parameters.mrope_section is not supported"])
+        assertRefused(try configJSON("llama", ["rope_parameters": ["full_attention": ["rope_type": "default"]]]),
+                      ["rope_parameters.full_attention is not supported"])
+        assertRefused(try configJSON("llama", ["rope_scaling": ["rope_type": "linear", "factor": 2.0,
+                                                                "attention_factor": 0.5]]),
+                      ["rope_scaling.attention_factor is 0.5; only 1 is supported"])
         assertRefused(try configJSON("mistral", ["hidden_act": "gelu"]), ["hidden_act is \"gelu\"", "\"silu\""])
         assertRefused(try configJSON("qwen2", ["partial_rotary_factor": 0.5]), ["partial_rotary_factor is 0.5"])
         assertRefused(try configJSON("llama", ["quantization_config": ["quant_method": "gptq"]]),
@@ -310,6 +318,46 @@ final class HFFamilyTests: XCTestCase {
         XCTAssertTrue("\(bias!)".contains("self_attn.q_proj.bias"), "\(String(describing: bias))")
         let noBias = try load(try spec("mistral")) { $0["model_type"] = "qwen2" }
         XCTAssertTrue("\(noBias!)".contains("q_proj.bias' is missing"), "\(String(describing: noBias))")
+    }
+
+    /// model.safetensors.index.json must describe its shards exactly: each listed tensor in its
+    /// shard, every shard tensor listed, shard names plain file names in the directory.
+    func testShardIndexMustMatchTheShards() throws {
+        let make = try spec("qwen2", ["shards": 2])
+        _ = try reference(["make": make])
+        let dir = make["dir"] as! String
+        let indexPath = dir + "/model.safetensors.index.json"
+        let original = try Data(contentsOf: URL(fileURLWithPath: indexPath))
+        XCTAssertNoThrow(try ModelSource.load(dir))
+        func check(_ edit: (inout [String: Any]) -> Void, _ needle: String, line: UInt = #line) throws {
+            var d = try JSONSerialization.jsonObject(with: original) as! [String: Any]
+            var map = d["weight_map"] as! [String: Any]
+            var wrapper: [String: Any] = ["map": map]
+            edit(&wrapper)
+            map = wrapper["map"] as! [String: Any]
+            d["weight_map"] = map
+            try JSONSerialization.data(withJSONObject: d).write(to: URL(fileURLWithPath: indexPath))
+            XCTAssertThrowsError(try ModelSource.load(dir), line: line) { e in
+                XCTAssertTrue("\(e)".contains(needle) && "\(e)".contains(indexPath), "\(e)", line: line)
+            }
+        }
+        let moved = "model.layers.0.self_attn.q_proj.bias"
+        try check({ w in
+            var m = w["map"] as! [String: Any]
+            m[moved] = (m[moved] as! String).contains("00001") ? "model-00002-of-00002.safetensors"
+                : "model-00001-of-00002.safetensors"
+            w["map"] = m
+        }, "tensor '\(moved)' of")
+        try check({ w in
+            var m = w["map"] as! [String: Any]
+            m[moved] = nil
+            w["map"] = m
+        }, "is not in weight_map")
+        try check({ w in
+            var m = w["map"] as! [String: Any]
+            m["model.extra.weight"] = "../elsewhere.safetensors"
+            w["map"] = m
+        }, "expected a file name in the same directory")
     }
 
     // MARK: GGUF files of the families
