@@ -381,6 +381,9 @@ final class HFFamilyTests: XCTestCase {
         w.add_head_count(H); w.add_head_count_kv(KV); w.add_key_length(hd); w.add_value_length(hd)
         w.add_layer_norm_rms_eps(c["rms_norm_eps"]); w.add_rope_freq_base(c.get("rope_theta", 10000.0))
         w.add_vocab_size(c["vocab_size"]); w.add_bos_token_id(1); w.add_eos_token_id(2)
+        rs = c.get("rope_scaling") or {}
+        if rs.get("rope_type") == "linear":
+            w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR); w.add_rope_scaling_factor(rs["factor"])
         def permute(a, n_head, n_kv):
             n = n_kv if n_kv != n_head else n_head
             return a.reshape(n, 2, a.shape[0] // n // 2, *a.shape[1:]).swapaxes(1, 2).reshape(a.shape)
@@ -394,14 +397,15 @@ final class HFFamilyTests: XCTestCase {
         """
 
     /// GGUF files with general.architecture qwen2 / qwen3 / llama (with attention and MLP
-    /// biases) give exactly the parameters of the Hugging Face directory they were converted
+    /// biases, linear rope scaling) give exactly the parameters of the Hugging Face directory they were converted
     /// from (which match the reference above): names, Qwen's NEOX q/k order permuted at load,
     /// biases and q/k norms.
     func testGGUFOfEachFamilyEqualsItsHuggingFaceDirectory() throws {
         let cases: [[String: Any]] = [
             try spec("qwen2", ["tied": true]),
             try spec("qwen3", ["head_dim": 16]),
-            try spec("llama", ["attention_bias": true, "mlp_bias": true, "head_dim": 16]),
+            try spec("llama", ["attention_bias": true, "mlp_bias": true, "head_dim": 16,
+                               "rope": ["rope_type": "linear", "factor": 4.0]]),
         ]
         for make in cases {
             _ = try reference(["make": make])
