@@ -157,7 +157,7 @@ public final class DecodeBatch {
         let n = max(1, c.layers * B * maxNewTokens * c.kvDim)
         ownK = UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64).bindMemory(to: Float.self, capacity: n)
         ownV = UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64).bindMemory(to: Float.self, capacity: n)
-        buf = (0..<16).map { _ in Attention.Buffer() }
+        buf = (0..<19).map { _ in Attention.Buffer() }
     }
 
     public convenience init(model: Transformer, prefix: PrefixKV, streams: [DecodeStream], maxNewTokens: Int) {
@@ -203,6 +203,9 @@ public final class DecodeBatch {
         let rstd = buf[9].get(B), hN = buf[10].get(B * d)
         let qs = buf[11].get(r * B * hd), os = buf[12].get(r * B * hd)
         let own = buf[13].get(r * B * (t + 1))
+        let nq = c.qkNorm ? 1 : 0
+        let qRaw = buf[15].get(nq * B * qD), kRaw = buf[16].get(nq * B * kvD)
+        let qRstd = buf[17].get(nq * B * H), kRstd = buf[18].get(nq * B * KV)
         var maxPrefix = 0
         for s in streams { maxPrefix = max(maxPrefix, s.prefixLength) }
         let ps = buf[14].get(max(1, r * B * maxPrefix))
@@ -210,14 +213,12 @@ public final class DecodeBatch {
             Kernels.embeddingForward(out: x, tokens: tb.baseAddress!, count: B, table: P + lay.embedding, dim: d)
         }
         let positions = streams.map { Int32($0.firstPosition + t) }
-        let rope = Kernels.RopeTable(positions: positions, headDim: hd, base: c.ropeBase)
+        let rope = Kernels.RopeTable(positions: positions, inverseFrequencies: model.ropeInverseFrequencies)
         let scale = 1 / Float(hd).squareRoot()
         for l in 0..<c.layers {
             let o = lay.layers[l]
             Kernels.rmsnormForward(out: xn, rstd: rstd, x: x, weight: P + o.attnNorm, count: B, dim: d, eps: c.normEps)
-            Kernels.linearForward(y: q, x: xn, weight: P + o.q, rows: B, inDim: d, outDim: qD)
-            Kernels.linearForward(y: k, x: xn, weight: P + o.k, rows: B, inDim: d, outDim: kvD)
-            Kernels.linearForward(y: v, x: xn, weight: P + o.v, rows: B, inDim: d, outDim: kvD)
+            model.projectQKV(o, xn: xn, rows: B, q: q, k: k, v: v, qRaw: qRaw, kRaw: kRaw, qRstd: qRstd, kRstd: kRstd)
             Kernels.rope(q, rows: B, heads: H, headDim: hd, stride: qD, table: rope)
             Kernels.rope(k, rows: B, heads: KV, headDim: hd, stride: kvD, table: rope)
             // Own cache: [l, b, t, :]
@@ -278,11 +279,11 @@ public final class DecodeBatch {
                 }
             }
             Kernels.linearForward(y: x, x: att, weight: P + o.o, rows: B, inDim: qD, outDim: d, accumulate: true)
+            if let b = o.oBias { Kernels.addBias(x, P + b, rows: B, dim: d) }
             Kernels.rmsnormForward(out: xn, rstd: rstd, x: x, weight: P + o.ffnNorm, count: B, dim: d, eps: c.normEps)
-            Kernels.linearForward(y: gate, x: xn, weight: P + o.gate, rows: B, inDim: d, outDim: F)
-            Kernels.linearForward(y: up, x: xn, weight: P + o.up, rows: B, inDim: d, outDim: F)
-            Kernels.swigluForward(out: h, gate: gate, up: up, count: B * F)
+            model.ffnForward(o, xn: xn, rows: B, gate: gate, up: up, h: h)
             Kernels.linearForward(y: x, x: h, weight: P + o.down, rows: B, inDim: F, outDim: d, accumulate: true)
+            if let b = o.downBias { Kernels.addBias(x, P + b, rows: B, dim: d) }
         }
         Kernels.rmsnormForward(out: hN, rstd: rstd, x: x, weight: P + lay.outputNorm, count: B, dim: d, eps: c.normEps)
         hidden = Array(UnsafeBufferPointer(start: hN, count: B * d))

@@ -13,6 +13,16 @@ public enum HFLlama {
         ("ffn_gate.weight", "mlp.gate_proj.weight"),
         ("ffn_up.weight", "mlp.up_proj.weight"),
         ("ffn_down.weight", "mlp.down_proj.weight"),
+        // The family options (Qwen2/Llama biases, Qwen3 per-head q/k norms).
+        ("attn_q.bias", "self_attn.q_proj.bias"),
+        ("attn_k.bias", "self_attn.k_proj.bias"),
+        ("attn_v.bias", "self_attn.v_proj.bias"),
+        ("attn_output.bias", "self_attn.o_proj.bias"),
+        ("attn_q_norm.weight", "self_attn.q_norm.weight"),
+        ("attn_k_norm.weight", "self_attn.k_norm.weight"),
+        ("ffn_gate.bias", "mlp.gate_proj.bias"),
+        ("ffn_up.bias", "mlp.up_proj.bias"),
+        ("ffn_down.bias", "mlp.down_proj.bias"),
     ]
     private static let globalMap: [(gguf: String, hf: String)] = [
         ("token_embd.weight", "model.embed_tokens.weight"),
@@ -47,12 +57,16 @@ public enum HFLlama {
         return (n, String(tail[tail.index(after: dot)...]))
     }
 
-    public enum QKRole: Equatable, Sendable { case query, key }
+    /// How a tensor's rows are permuted between the orders: by n_head (q weight and bias), by
+    /// n_kv_head (k weight and bias), or as one head (the per-head q/k norm weights, length hd).
+    public enum QKRole: Equatable, Sendable { case query, key, headNorm }
 
-    /// Whether a GGUF tensor's rows are stored permuted (attn_q: by n_head; attn_k: by n_kv_head).
+    /// Whether a GGUF tensor's rows are stored permuted, and by which head count.
     public static func qkRole(ggufName name: String) -> QKRole? {
-        if name.hasPrefix("blk.") && name.hasSuffix(".attn_q.weight") { return .query }
-        if name.hasPrefix("blk.") && name.hasSuffix(".attn_k.weight") { return .key }
+        guard name.hasPrefix("blk.") else { return nil }
+        if name.hasSuffix(".attn_q.weight") || name.hasSuffix(".attn_q.bias") { return .query }
+        if name.hasSuffix(".attn_k.weight") || name.hasSuffix(".attn_k.bias") { return .key }
+        if name.hasSuffix(".attn_q_norm.weight") || name.hasSuffix(".attn_k_norm.weight") { return .headNorm }
         return nil
     }
 
@@ -128,6 +142,8 @@ public enum HFLlama {
             return (name, shape, permuteGGUFToHF(data, rows: shape[0], cols: data.count / shape[0], heads: numHeads))
         case .key?:
             return (name, shape, permuteGGUFToHF(data, rows: shape[0], cols: data.count / shape[0], heads: numKVHeads))
+        case .headNorm?:
+            return (name, shape, permuteGGUFToHF(data, rows: shape[0], cols: 1, heads: 1))
         case nil:
             return (name, shape, data)
         }
@@ -144,6 +160,8 @@ public enum HFLlama {
             return (name, shape, permuteHFToGGUF(data, rows: hfShape[0], cols: data.count / hfShape[0], heads: numHeads))
         case .key?:
             return (name, shape, permuteHFToGGUF(data, rows: hfShape[0], cols: data.count / hfShape[0], heads: numKVHeads))
+        case .headNorm?:
+            return (name, shape, permuteHFToGGUF(data, rows: hfShape[0], cols: 1, heads: 1))
         case nil:
             return (name, shape, data)
         }
@@ -184,23 +202,25 @@ public enum HFLlama {
             self.tieWordEmbeddings = tieWordEmbeddings
         }
 
-        /// Reads the `llama.*` and tokenizer keys of a GGUF file. Float32 metadata (eps, theta)
-        /// is converted through its shortest decimal form (1e-5, not 9.99999974e-6).
+        /// Reads the `<arch>.*` (`general.architecture`: llama, qwen2, qwen3) and tokenizer keys of
+        /// a GGUF file. Float32 metadata (eps, theta) is converted through its shortest decimal
+        /// form (1e-5, not 9.99999974e-6).
         public init(gguf f: GGUFFile) throws {
             func decimal(_ key: String) throws -> Double {
                 if case let .float32(x)? = f.metadata[key] { return Double("\(x)") ?? Double(x) }
                 return try f.double(key)
             }
-            let vocab = try (try? f.int("llama.vocab_size")) ?? f.stringArray("tokenizer.ggml.tokens").count
-            self.init(hiddenSize: try f.int("llama.embedding_length"),
-                      intermediateSize: try f.int("llama.feed_forward_length"),
-                      numAttentionHeads: try f.int("llama.attention.head_count"),
-                      numKeyValueHeads: try f.int("llama.attention.head_count_kv"),
-                      numHiddenLayers: try f.int("llama.block_count"),
-                      rmsNormEps: try decimal("llama.attention.layer_norm_rms_epsilon"),
-                      ropeTheta: f.metadata["llama.rope.freq_base"] == nil ? 10000 : try decimal("llama.rope.freq_base"),
+            let a = (try? f.string("general.architecture")) ?? "llama"
+            let vocab = try (try? f.int("\(a).vocab_size")) ?? f.stringArray("tokenizer.ggml.tokens").count
+            self.init(hiddenSize: try f.int("\(a).embedding_length"),
+                      intermediateSize: try f.int("\(a).feed_forward_length"),
+                      numAttentionHeads: try f.int("\(a).attention.head_count"),
+                      numKeyValueHeads: try f.int("\(a).attention.head_count_kv"),
+                      numHiddenLayers: try f.int("\(a).block_count"),
+                      rmsNormEps: try decimal("\(a).attention.layer_norm_rms_epsilon"),
+                      ropeTheta: f.metadata["\(a).rope.freq_base"] == nil ? 10000 : try decimal("\(a).rope.freq_base"),
                       vocabSize: vocab,
-                      maxPositionEmbeddings: try f.int("llama.context_length"),
+                      maxPositionEmbeddings: try f.int("\(a).context_length"),
                       bosTokenID: try f.int("tokenizer.ggml.bos_token_id"),
                       eosTokenID: try f.int("tokenizer.ggml.eos_token_id"),
                       tieWordEmbeddings: f.tensors.first(where: { $0.name == "output.weight" }) == nil)

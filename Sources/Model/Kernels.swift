@@ -183,12 +183,17 @@ public enum Kernels {
         public var sin: [Float]
 
         public init(positions: UnsafeBufferPointer<Int32>, headDim: Int, base: Float) {
-            half = headDim / 2
+            var inv = [Double](repeating: 0, count: headDim / 2)
+            for i in 0..<headDim / 2 { inv[i] = Foundation.pow(Double(base), -2.0 * Double(i) / Double(headDim)) }
+            self.init(positions: positions, inverseFrequencies: inv)
+        }
+
+        /// cos/sin of pos·inv[i] (pair i < inv.count = hd/2), e.g. `ModelConfig.ropeInverseFrequencies`.
+        public init(positions: UnsafeBufferPointer<Int32>, inverseFrequencies inv: [Double]) {
+            half = inv.count
             rows = positions.count
             cos = [Float](repeating: 0, count: rows * half)
             sin = [Float](repeating: 0, count: rows * half)
-            var inv = [Double](repeating: 0, count: half)
-            for i in 0..<half { inv[i] = Foundation.pow(Double(base), -2.0 * Double(i) / Double(headDim)) }
             for r in 0..<rows {
                 let p = Double(positions[r])
                 for i in 0..<half {
@@ -201,6 +206,10 @@ public enum Kernels {
 
         public init(positions: [Int32], headDim: Int, base: Float) {
             self = positions.withUnsafeBufferPointer { RopeTable(positions: $0, headDim: headDim, base: base) }
+        }
+
+        public init(positions: [Int32], inverseFrequencies inv: [Double]) {
+            self = positions.withUnsafeBufferPointer { RopeTable(positions: $0, inverseFrequencies: inv) }
         }
     }
 
@@ -228,6 +237,18 @@ public enum Kernels {
                 }
             }
         }
+    }
+
+    // MARK: - Bias
+
+    /// y[t, :] += bias   (y: [T, n], bias: [n])
+    public static func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows T: Int, dim n: Int) {
+        for t in 0..<T { axpy(1, bias, y + t * n, n) }
+    }
+
+    /// dBias += Σ_t dy[t, :]   (accumulates)
+    public static func biasBackward(_ dBias: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, rows T: Int, dim n: Int) {
+        for t in 0..<T { axpy(1, dy + t * n, dBias, n) }
     }
 
     // MARK: - SwiGLU

@@ -69,7 +69,9 @@ public enum ModelBench {
                            decodeBatches: [Int] = [1, 16, 64], decodePrefix: Int = 512, decodeSteps: Int = 16,
                            strided: (P: Int, c: Int, s: Int, G: Int)? = nil,
                            repeats: Int = 3, seed: UInt64 = 1, logitChunkRows: Int? = nil,
-                           log: ((String) -> Void)? = nil) -> [Row] {
+                           parameters: ParameterStore? = nil, log: ((String) -> Void)? = nil) -> [Row] {
+        // With `parameters` (a loaded or random model) its config is the shape measured.
+        let config = parameters?.config ?? config
         // On a shared machine both the peak and the model timings are best-of-N, so that they
         // estimate the uncontended speed; the peak is re-measured at the end and the max kept.
         let p1 = sgemmPeak(repeats: 10)
@@ -79,8 +81,13 @@ public enum ModelBench {
             Row(name: name, tokens: tokens, seconds: t.wall, flops: flops, peakGFLOPS: peak,
                 cpuSeconds: t.cpu, peakGFLOPPerCPUSecond: peakCPU)
         }
-        let params = ParameterStore(config: config)
-        params.randomize(seed: seed)
+        let params: ParameterStore
+        if let parameters {
+            params = parameters
+        } else {
+            params = ParameterStore(config: config)
+            params.randomize(seed: seed)
+        }
         let model = Transformer(parameters: params)
         if let logitChunkRows { model.logitChunkRows = logitChunkRows }
         var state = seed

@@ -1,5 +1,74 @@
-/// Shape of a Llama-family decoder (RMSNorm, RoPE on adjacent pairs, grouped-query attention,
-/// SwiGLU feed-forward, optionally tied embeddings).
+import Foundation
+
+/// The model families the one transformer implements. They differ only in options of
+/// `ModelConfig` (biases, q/k norms, rope scaling, head size); the family names the
+/// Hugging Face `model_type` / GGUF `general.architecture` a model is read from and written as.
+public enum ModelArchitecture: String, Codable, CaseIterable, Sendable {
+    case llama, qwen2, qwen3, mistral
+}
+
+/// Rotary frequency scaling (Hugging Face `rope_scaling` / `rope_parameters`).
+public struct RopeScaling: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, CaseIterable, Sendable {
+        /// Every inverse frequency divided by `factor` (position interpolation).
+        case linear
+        /// Llama 3.1: low frequencies divided by `factor`, high ones kept, the band between
+        /// interpolated (`lowFreqFactor`, `highFreqFactor`, `originalMaxPositionEmbeddings`).
+        case llama3
+    }
+    public var kind: Kind
+    public var factor: Double
+    public var lowFreqFactor: Double
+    public var highFreqFactor: Double
+    public var originalMaxPositionEmbeddings: Int
+
+    public init(kind: Kind, factor: Double, lowFreqFactor: Double = 1, highFreqFactor: Double = 4,
+                originalMaxPositionEmbeddings: Int = 8192) {
+        self.kind = kind
+        self.factor = factor
+        self.lowFreqFactor = lowFreqFactor
+        self.highFreqFactor = highFreqFactor
+        self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
+    }
+
+    /// Scales the default inverse frequencies `base^(−2i/hd)` (index i = rotary pair), as
+    /// transformers' `_compute_linear_scaling_rope_parameters` / `_compute_llama3_parameters`.
+    public func apply(_ inv: [Double]) -> [Double] {
+        switch kind {
+        case .linear:
+            return inv.map { $0 / factor }
+        case .llama3:
+            let old = Double(originalMaxPositionEmbeddings)
+            let lowWavelen = old / lowFreqFactor, highWavelen = old / highFreqFactor
+            return inv.map { f in
+                let wavelen = 2 * Double.pi / f
+                if wavelen < highWavelen { return f }
+                if wavelen > lowWavelen { return f / factor }
+                let smooth = (old / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor)
+                return (1 - smooth) * f / factor + smooth * f
+            }
+        }
+    }
+
+    func validate() throws {
+        func fail(_ s: String) -> ModelConfigError { ModelConfigError(message: "rope scaling: " + s) }
+        guard factor.isFinite, factor >= 1 else { throw fail("factor \(factor) must be a finite number ≥ 1") }
+        if kind == .llama3 {
+            guard lowFreqFactor.isFinite, highFreqFactor.isFinite, lowFreqFactor > 0, highFreqFactor > lowFreqFactor else {
+                throw fail("low_freq_factor \(lowFreqFactor) and high_freq_factor \(highFreqFactor) must satisfy "
+                           + "0 < low < high")
+            }
+            guard originalMaxPositionEmbeddings > 0 else {
+                throw fail("original_max_position_embeddings \(originalMaxPositionEmbeddings) must be positive")
+            }
+        }
+    }
+}
+
+/// Shape of a decoder of the Llama family (RMSNorm, RoPE on adjacent pairs, grouped-query
+/// attention, SwiGLU feed-forward, optionally tied embeddings) with the options of Qwen2
+/// (q/k/v biases), Qwen3 (per-head q/k RMSNorm), Llama 3 (rope scaling, attention/MLP biases)
+/// and Mistral. Decodes configs written before the options existed (they default off).
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var dim: Int
     public var layers: Int
@@ -12,10 +81,24 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var normEps: Float
     /// When true the output head is `token_embd.weight`; otherwise `output.weight` [vocab, dim].
     public var tiedEmbeddings: Bool
+    /// The family the model is read from and written as (no effect on the maths by itself).
+    public var architecture: ModelArchitecture = .llama
+    /// Biases on the q, k and v projections (Qwen2; Llama `attention_bias`).
+    public var qkvBias: Bool = false
+    /// Bias on the attention output projection (Llama `attention_bias`).
+    public var outputBias: Bool = false
+    /// Biases on gate, up and down projections (Llama `mlp_bias`).
+    public var mlpBias: Bool = false
+    /// Per-head RMSNorm of q and k (weights of length `headDim`) before RoPE (Qwen3).
+    public var qkNorm: Bool = false
+    /// Rotary frequency scaling, nil for none.
+    public var ropeScaling: RopeScaling? = nil
 
     public init(dim: Int, layers: Int, heads: Int, kvHeads: Int, headDim: Int, ffnDim: Int,
                 vocabSize: Int, ropeBase: Float = 10000, normEps: Float = 1e-5,
-                tiedEmbeddings: Bool = true) {
+                tiedEmbeddings: Bool = true, architecture: ModelArchitecture = .llama,
+                qkvBias: Bool = false, outputBias: Bool = false, mlpBias: Bool = false, qkNorm: Bool = false,
+                ropeScaling: RopeScaling? = nil) {
         self.dim = dim
         self.layers = layers
         self.heads = heads
@@ -26,6 +109,43 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         self.ropeBase = ropeBase
         self.normEps = normEps
         self.tiedEmbeddings = tiedEmbeddings
+        self.architecture = architecture
+        self.qkvBias = qkvBias
+        self.outputBias = outputBias
+        self.mlpBias = mlpBias
+        self.qkNorm = qkNorm
+        self.ropeScaling = ropeScaling
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case dim, layers, heads, kvHeads, headDim, ffnDim, vocabSize, ropeBase, normEps, tiedEmbeddings
+        case architecture, qkvBias, outputBias, mlpBias, qkNorm, ropeScaling
+    }
+
+    /// The options added after the first checkpoints default to off when absent.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(dim: try c.decode(Int.self, forKey: .dim), layers: try c.decode(Int.self, forKey: .layers),
+                  heads: try c.decode(Int.self, forKey: .heads), kvHeads: try c.decode(Int.self, forKey: .kvHeads),
+                  headDim: try c.decode(Int.self, forKey: .headDim), ffnDim: try c.decode(Int.self, forKey: .ffnDim),
+                  vocabSize: try c.decode(Int.self, forKey: .vocabSize),
+                  ropeBase: try c.decode(Float.self, forKey: .ropeBase),
+                  normEps: try c.decode(Float.self, forKey: .normEps),
+                  tiedEmbeddings: try c.decode(Bool.self, forKey: .tiedEmbeddings),
+                  architecture: try c.decodeIfPresent(ModelArchitecture.self, forKey: .architecture) ?? .llama,
+                  qkvBias: try c.decodeIfPresent(Bool.self, forKey: .qkvBias) ?? false,
+                  outputBias: try c.decodeIfPresent(Bool.self, forKey: .outputBias) ?? false,
+                  mlpBias: try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false,
+                  qkNorm: try c.decodeIfPresent(Bool.self, forKey: .qkNorm) ?? false,
+                  ropeScaling: try c.decodeIfPresent(RopeScaling.self, forKey: .ropeScaling))
+    }
+
+    /// The inverse rotary frequency of each pair i < headDim/2: `ropeBase^(−2i/headDim)`, scaled
+    /// by `ropeScaling`.
+    public var ropeInverseFrequencies: [Double] {
+        let half = headDim / 2
+        let inv = (0..<half).map { Foundation.pow(Double(ropeBase), -2.0 * Double($0) / Double(headDim)) }
+        return ropeScaling?.apply(inv) ?? inv
     }
 
     /// SmolLM2-135M(-Instruct).
@@ -49,7 +169,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     /// Parameters of one transformer block.
     public var parametersPerLayer: Int {
-        2 * dim + qDim * dim + 2 * kvDim * dim + dim * qDim + 3 * ffnDim * dim
+        2 * dim + qDim * dim + 2 * kvDim * dim + dim * qDim + 3 * ffnDim * dim + biasesAndNormsPerLayer
+    }
+
+    /// The optional per-block vectors: biases and q/k norm weights.
+    public var biasesAndNormsPerLayer: Int {
+        (qkvBias ? qDim + 2 * kvDim : 0) + (outputBias ? dim : 0) + (mlpBias ? 2 * ffnDim + dim : 0)
+            + (qkNorm ? 2 * headDim : 0)
     }
 
     /// All parameters (the flat buffer's length).
@@ -82,6 +208,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             throw fail("heads (\(heads)) must be a multiple of kvHeads (\(kvHeads))")
         }
         if headDim % 2 != 0 { throw fail("headDim (\(headDim)) must be even for RoPE") }
+        try ropeScaling?.validate()
+        if let problem = familyProblem { throw fail(problem) }
         if !(ropeBase > 1) || !ropeBase.isFinite { throw fail("ropeBase (\(ropeBase)) must be a finite number > 1") }
         if !(normEps > 0) || !normEps.isFinite { throw fail("normEps (\(normEps)) must be a finite number > 0") }
         if vocabSize > Int(Int32.max) { throw fail("vocabSize \(vocabSize) too large") }
@@ -91,11 +219,31 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         }
         // In Double: the Int products of absurd sizes could overflow.
         let d = Double(dim), q = Double(heads * headDim), kv = Double(kvHeads * headDim)
-        let perLayer = 2 * d + 2 * q * d + 2 * kv * d + 3 * Double(ffnDim) * d
+        let perLayer = 2 * d + 2 * q * d + 2 * kv * d + 3 * Double(ffnDim) * d + Double(biasesAndNormsPerLayer)
         let total = Double(vocabSize) * d * (tiedEmbeddings ? 1 : 2) + Double(layers) * perLayer + d
         if total > Double(Self.maxParameters) {
             throw fail("\(layers) layers of d=\(dim), ffn=\(ffnDim), vocab \(vocabSize) make "
                        + "\(total) parameters, more than \(Self.maxParameters) (4 TiB of Float32)")
+        }
+    }
+
+    /// Why the options are not a network of `architecture` (as its Hugging Face modelling code
+    /// builds it), or nil: llama has q/k/v/o biases together (`attention_bias`) and MLP biases
+    /// (`mlp_bias`); qwen2 q/k/v biases only; qwen3 q/k norms and optionally `attention_bias`;
+    /// mistral none of them.
+    public var familyProblem: String? {
+        let has = "qkvBias \(qkvBias), outputBias \(outputBias), mlpBias \(mlpBias), qkNorm \(qkNorm)"
+        switch architecture {
+        case .llama where qkvBias != outputBias || qkNorm:
+            return "a llama model has q/k/v and output biases together and no q/k norm (\(has))"
+        case .qwen2 where !qkvBias || outputBias || mlpBias || qkNorm:
+            return "a qwen2 model has q/k/v biases and no other bias or q/k norm (\(has))"
+        case .qwen3 where !qkNorm || qkvBias != outputBias || mlpBias:
+            return "a qwen3 model has q/k norms, q/k/v/o biases together or none, no MLP bias (\(has))"
+        case .mistral where qkvBias || outputBias || mlpBias || qkNorm:
+            return "a mistral model has no biases and no q/k norm (\(has))"
+        default:
+            return nil
         }
     }
 

@@ -41,7 +41,7 @@ extension TensorTableProblem {
 extension ModelConfig {
     /// The tensors of block `l`: GGUF names and row-major shapes (the order of `ParameterLayout`).
     public func blockTensors(_ l: Int) -> [(name: String, shape: [Int])] {
-        Self.blockSuffixes.map { ("blk.\(l).\($0)", blockShape($0)!) }
+        blockSuffixes.map { ("blk.\(l).\($0)", blockShape($0)!) }
     }
 
     /// The tensors outside the blocks: embedding, final norm and (untied) output head.
@@ -51,11 +51,29 @@ extension ModelConfig {
         return out
     }
 
-    static let blockSuffixes = ["attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight",
-                                "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
-                                "ffn_down.weight"]
+    /// The names after `blk.N.` of a block's tensors, in the order of `ParameterLayout`: the
+    /// Llama weights, with the optional biases and q/k norms of this config after their weights.
+    public var blockSuffixes: [String] {
+        var s = ["attn_norm.weight", "attn_q.weight"]
+        if qkvBias { s.append("attn_q.bias") }
+        s.append("attn_k.weight")
+        if qkvBias { s.append("attn_k.bias") }
+        s.append("attn_v.weight")
+        if qkvBias { s.append("attn_v.bias") }
+        if qkNorm { s += ["attn_q_norm.weight", "attn_k_norm.weight"] }
+        s.append("attn_output.weight")
+        if outputBias { s.append("attn_output.bias") }
+        s += ["ffn_norm.weight", "ffn_gate.weight"]
+        if mlpBias { s.append("ffn_gate.bias") }
+        s.append("ffn_up.weight")
+        if mlpBias { s.append("ffn_up.bias") }
+        s.append("ffn_down.weight")
+        if mlpBias { s.append("ffn_down.bias") }
+        return s
+    }
 
-    /// The row-major shape of a block tensor by its name after `blk.N.`, or nil.
+    /// The row-major shape of a block tensor by its name after `blk.N.`, or nil (also for an
+    /// optional tensor this config does not have).
     func blockShape(_ suffix: String) -> [Int]? {
         switch suffix {
         case "attn_norm.weight", "ffn_norm.weight": return [dim]
@@ -64,6 +82,12 @@ extension ModelConfig {
         case "attn_output.weight": return [dim, qDim]
         case "ffn_gate.weight", "ffn_up.weight": return [ffnDim, dim]
         case "ffn_down.weight": return [dim, ffnDim]
+        case "attn_q.bias": return qkvBias ? [qDim] : nil
+        case "attn_k.bias", "attn_v.bias": return qkvBias ? [kvDim] : nil
+        case "attn_q_norm.weight", "attn_k_norm.weight": return qkNorm ? [headDim] : nil
+        case "attn_output.bias": return outputBias ? [dim] : nil
+        case "ffn_gate.bias", "ffn_up.bias": return mlpBias ? [ffnDim] : nil
+        case "ffn_down.bias": return mlpBias ? [dim] : nil
         default: return nil
         }
     }
@@ -177,10 +201,16 @@ public struct ContextLengthError: Error, CustomStringConvertible, LocalizedError
     public var promptTokens: Int
     public var newTokens: Int
     public var contextLength: Int
+    /// The model's sliding attention window, when that is what limits the context.
+    public var slidingWindow: Int? = nil
 
     public var errorDescription: String? { description }
     public var description: String {
         let total = promptTokens + newTokens
+        if slidingWindow != nil {
+            return "\(what) needs \(total) positions, more than the model's sliding_window \(contextLength) "
+                + "(sliding-window attention is not implemented: sequences must fit inside the window)"
+        }
         if newTokens == 0 {
             return "\(what) has \(promptTokens) tokens, more than the model's context length \(contextLength)"
         }
@@ -199,6 +229,7 @@ extension Transformer {
     /// context length (a model of unknown context length accepts any).
     public func checkContext(promptTokens: Int, newTokens: Int, what: String) throws {
         guard let n = contextLength, promptTokens + newTokens > n else { return }
-        throw ContextLengthError(what: what, promptTokens: promptTokens, newTokens: newTokens, contextLength: n)
+        throw ContextLengthError(what: what, promptTokens: promptTokens, newTokens: newTokens, contextLength: n,
+                                 slidingWindow: parameters.slidingWindow == n ? n : nil)
     }
 }

@@ -19,6 +19,16 @@ public struct LayerOffsets: Equatable, Sendable {
     public var gate: Int       // [ffn, d]
     public var up: Int         // [ffn, d]
     public var down: Int       // [d, ffn]
+    // The optional vectors (nil when the config does not have them).
+    public var qBias: Int? = nil      // [heads·hd]
+    public var kBias: Int? = nil      // [kv·hd]
+    public var vBias: Int? = nil      // [kv·hd]
+    public var qNorm: Int? = nil      // [hd]
+    public var kNorm: Int? = nil      // [hd]
+    public var oBias: Int? = nil      // [d]
+    public var gateBias: Int? = nil   // [ffn]
+    public var upBias: Int? = nil     // [ffn]
+    public var downBias: Int? = nil   // [d]
 }
 
 /// Where every tensor of a `ModelConfig` lives in the flat buffer (GGUF tensor names).
@@ -46,18 +56,15 @@ public struct ParameterLayout: Equatable, Sendable {
         embedding = add("token_embd.weight", [c.vocabSize, d])
         var ls: [LayerOffsets] = []
         for l in 0..<c.layers {
-            let p = "blk.\(l)."
-            let an = add(p + "attn_norm.weight", [d])
-            let q = add(p + "attn_q.weight", [c.qDim, d])
-            let k = add(p + "attn_k.weight", [c.kvDim, d])
-            let v = add(p + "attn_v.weight", [c.kvDim, d])
-            let o = add(p + "attn_output.weight", [d, c.qDim])
-            let fn = add(p + "ffn_norm.weight", [d])
-            let g = add(p + "ffn_gate.weight", [c.ffnDim, d])
-            let u = add(p + "ffn_up.weight", [c.ffnDim, d])
-            let dn = add(p + "ffn_down.weight", [d, c.ffnDim])
-            ls.append(LayerOffsets(attnNorm: an, q: q, k: k, v: v, o: o, ffnNorm: fn,
-                                   gate: g, up: u, down: dn))
+            var at: [String: Int] = [:]
+            for (name, shape) in c.blockTensors(l) { at[String(name.split(separator: ".", maxSplits: 2)[2])] = add(name, shape) }
+            ls.append(LayerOffsets(attnNorm: at["attn_norm.weight"]!, q: at["attn_q.weight"]!, k: at["attn_k.weight"]!,
+                                   v: at["attn_v.weight"]!, o: at["attn_output.weight"]!, ffnNorm: at["ffn_norm.weight"]!,
+                                   gate: at["ffn_gate.weight"]!, up: at["ffn_up.weight"]!, down: at["ffn_down.weight"]!,
+                                   qBias: at["attn_q.bias"], kBias: at["attn_k.bias"], vBias: at["attn_v.bias"],
+                                   qNorm: at["attn_q_norm.weight"], kNorm: at["attn_k_norm.weight"],
+                                   oBias: at["attn_output.bias"], gateBias: at["ffn_gate.bias"],
+                                   upBias: at["ffn_up.bias"], downBias: at["ffn_down.bias"]))
         }
         layers = ls
         outputNorm = add("output_norm.weight", [d])
@@ -97,6 +104,9 @@ public final class ParameterStore {
     /// `max_position_embeddings`): prompt plus generated tokens, i.e. the largest rotary
     /// position + 1. Nil when unknown (a randomly initialised model without `context=`).
     public var contextLength: Int?
+    /// The model's sliding attention window when it has one (then `contextLength` is at most
+    /// this: attention beyond the window is not implemented, so longer sequences are refused).
+    public var slidingWindow: Int?
     private let index: [String: Int]
 
     /// A zero-filled store for `config`.
@@ -141,6 +151,7 @@ public final class ParameterStore {
         let s = ParameterStore(like: self)
         s.copy(from: self)
         s.contextLength = contextLength
+        s.slidingWindow = slidingWindow
         return s
     }
 
@@ -153,13 +164,14 @@ public final class ParameterStore {
         try body(UnsafeBufferPointer(start: pointer, count: count))
     }
 
-    /// Seeded random init for tests and benchmarks: matrices ~ N(0, std²), norm weights = 1.
+    /// Seeded random init for tests and benchmarks: matrices and biases ~ N(0, std²), norm
+    /// weights = 1.
     public func randomize(seed: UInt64, std: Float = 0.02) {
         var rng = InitRNG(seed: seed)
         zero()
         for v in layout.views {
             let p = pointer + v.offset
-            if v.shape.count == 1 {
+            if v.shape.count == 1 && !v.name.hasSuffix(".bias") {
                 p.update(repeating: 1, count: v.count)
             } else {
                 for i in 0..<v.count { p[i] = std * rng.normal() }

@@ -24,7 +24,9 @@ public struct LossResult: Sendable {
 }
 
 /// The Llama-family decoder: token embedding → L × [RMSNorm → GQA attention (RoPE on adjacent
-/// pairs) → residual → RMSNorm → SwiGLU FFN → residual] → RMSNorm → (tied) output head.
+/// pairs) → residual → RMSNorm → SwiGLU FFN → residual] → RMSNorm → (tied) output head, with
+/// the family options of `ModelConfig`: q/k/v, output and MLP biases, per-head q/k RMSNorm
+/// before RoPE (Qwen3), scaled rotary frequencies (Llama 3, linear).
 ///
 /// Holds a reference to its `ParameterStore` (several transformers may share one) and a
 /// reusable workspace; an instance is not thread-safe.
@@ -44,10 +46,13 @@ public final class Transformer {
 
     let ws = Workspace()
     public let attentionScratch = Attention.Scratch()
+    /// `config.ropeInverseFrequencies` (rope scaling applied), computed once.
+    let ropeInverseFrequencies: [Double]
 
     public init(parameters: ParameterStore) {
         self.config = parameters.config
         self.parameters = parameters
+        self.ropeInverseFrequencies = parameters.config.ropeInverseFrequencies
     }
 
     /// A model with fresh, zero parameters for `config`.
@@ -70,15 +75,21 @@ public final class Transformer {
         let rstd1 = Attention.Buffer(), q = Attention.Buffer(), k = Attention.Buffer(), v = Attention.Buffer()
         let att = Attention.Buffer(), lse = Attention.Buffer(), xmid = Attention.Buffer()
         let rstd2 = Attention.Buffer(), gate = Attention.Buffer(), up = Attention.Buffer()
+        // q/k before their per-head norm and its rstd (only with `qkNorm`).
+        let qRaw = Attention.Buffer(), kRaw = Attention.Buffer(), qRstd = Attention.Buffer(), kRstd = Attention.Buffer()
 
         struct Ptrs {
             var rstd1, q, k, v, att, lse, xmid, rstd2, gate, up: UnsafeMutablePointer<Float>
+            var qRaw, kRaw, qRstd, kRstd: UnsafeMutablePointer<Float>
         }
 
         func ptrs(T: Int, c: ModelConfig) -> Ptrs {
-            Ptrs(rstd1: rstd1.get(T), q: q.get(T * c.qDim), k: k.get(T * c.kvDim), v: v.get(T * c.kvDim),
-                 att: att.get(T * c.qDim), lse: lse.get(T * c.heads), xmid: xmid.get(T * c.dim),
-                 rstd2: rstd2.get(T), gate: gate.get(T * c.ffnDim), up: up.get(T * c.ffnDim))
+            let n = c.qkNorm ? 1 : 0
+            return Ptrs(rstd1: rstd1.get(T), q: q.get(T * c.qDim), k: k.get(T * c.kvDim), v: v.get(T * c.kvDim),
+                        att: att.get(T * c.qDim), lse: lse.get(T * c.heads), xmid: xmid.get(T * c.dim),
+                        rstd2: rstd2.get(T), gate: gate.get(T * c.ffnDim), up: up.get(T * c.ffnDim),
+                        qRaw: qRaw.get(n * T * c.qDim), kRaw: kRaw.get(n * T * c.kvDim),
+                        qRstd: qRstd.get(n * T * c.heads), kRstd: kRstd.get(n * T * c.kvHeads))
         }
     }
 
@@ -92,11 +103,14 @@ public final class Transformer {
         let dq = Attention.Buffer(), dk = Attention.Buffer(), dv = Attention.Buffer(), datt = Attention.Buffer()
         let dgate = Attention.Buffer(), dup = Attention.Buffer(), dh = Attention.Buffer()
         let logits = Attention.Buffer(), hc = Attention.Buffer(), dhc = Attention.Buffer()
+        let dqRaw = Attention.Buffer(), dkRaw = Attention.Buffer()
 
         func release() {
             acts = []
             xs = []
-            for b in [xn, h, rstdF, hN, dx, dxn, dhN, dq, dk, dv, datt, dgate, dup, dh, logits, hc, dhc] { b.shrink() }
+            for b in [xn, h, rstdF, hN, dx, dxn, dhN, dq, dk, dv, datt, dgate, dup, dh, logits, hc, dhc, dqRaw, dkRaw] {
+                b.shrink()
+            }
         }
 
         func act(_ i: Int) -> LayerActs {
@@ -122,7 +136,7 @@ public final class Transformer {
                      "tokens (\(tokens.count)) must be B × layout.count (\(S))")
         let V = Int32(config.vocabSize)
         for t in tokens { precondition(t >= 0 && t < V, "token id \(t) outside vocabulary [0, \(V))") }
-        let rope = Kernels.RopeTable(positions: layout.positions, headDim: config.headDim, base: config.ropeBase)
+        let rope = Kernels.RopeTable(positions: layout.positions, inverseFrequencies: ropeInverseFrequencies)
         return Pass(B: tokens.count / S, S: S, T: tokens.count, layout: layout, rope: rope)
     }
 
@@ -135,9 +149,7 @@ public final class Transformer {
         let o = lay.layers[l]
         let xn = ws.xn.get(T * d), h = ws.h.get(T * c.ffnDim)
         Kernels.rmsnormForward(out: xn, rstd: a.rstd1, x: x, weight: P + o.attnNorm, count: T, dim: d, eps: c.normEps)
-        Kernels.linearForward(y: a.q, x: xn, weight: P + o.q, rows: T, inDim: d, outDim: c.qDim)
-        Kernels.linearForward(y: a.k, x: xn, weight: P + o.k, rows: T, inDim: d, outDim: c.kvDim)
-        Kernels.linearForward(y: a.v, x: xn, weight: P + o.v, rows: T, inDim: d, outDim: c.kvDim)
+        projectQKV(o, xn: xn, rows: T, q: a.q, k: a.k, v: a.v, qRaw: a.qRaw, kRaw: a.kRaw, qRstd: a.qRstd, kRstd: a.kRstd)
         Attention.withLayout(pass.layout) { L in
             for b in 0..<pass.B {
                 Kernels.rope(a.q + b * S * c.qDim, rows: S, heads: c.heads, headDim: c.headDim, stride: c.qDim, table: pass.rope)
@@ -150,12 +162,47 @@ public final class Transformer {
         }
         a.xmid.update(from: x, count: T * d)
         Kernels.linearForward(y: a.xmid, x: a.att, weight: P + o.o, rows: T, inDim: c.qDim, outDim: d, accumulate: true)
+        if let b = o.oBias { Kernels.addBias(a.xmid, P + b, rows: T, dim: d) }
         Kernels.rmsnormForward(out: xn, rstd: a.rstd2, x: a.xmid, weight: P + o.ffnNorm, count: T, dim: d, eps: c.normEps)
-        Kernels.linearForward(y: a.gate, x: xn, weight: P + o.gate, rows: T, inDim: d, outDim: c.ffnDim)
-        Kernels.linearForward(y: a.up, x: xn, weight: P + o.up, rows: T, inDim: d, outDim: c.ffnDim)
-        Kernels.swigluForward(out: h, gate: a.gate, up: a.up, count: T * c.ffnDim)
+        ffnForward(o, xn: xn, rows: T, gate: a.gate, up: a.up, h: h)
         xOut.update(from: a.xmid, count: T * d)
         Kernels.linearForward(y: xOut, x: h, weight: P + o.down, rows: T, inDim: c.ffnDim, outDim: d, accumulate: true)
+        if let b = o.downBias { Kernels.addBias(xOut, P + b, rows: T, dim: d) }
+    }
+
+    /// q, k, v of `rows` normed inputs `xn` [rows, d] before RoPE: the projections plus their
+    /// biases, and with `qkNorm` the per-head RMSNorm of q and k (from `qRaw`/`kRaw`, which
+    /// then keep the values before the norm, with its rstd per (row, head)).
+    func projectQKV(_ o: LayerOffsets, xn: UnsafePointer<Float>, rows T: Int, q: UnsafeMutablePointer<Float>,
+                    k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, qRaw: UnsafeMutablePointer<Float>,
+                    kRaw: UnsafeMutablePointer<Float>, qRstd: UnsafeMutablePointer<Float>,
+                    kRstd: UnsafeMutablePointer<Float>) {
+        let c = config, d = c.dim
+        let qOut = c.qkNorm ? qRaw : q, kOut = c.qkNorm ? kRaw : k
+        Kernels.linearForward(y: qOut, x: xn, weight: P + o.q, rows: T, inDim: d, outDim: c.qDim)
+        Kernels.linearForward(y: kOut, x: xn, weight: P + o.k, rows: T, inDim: d, outDim: c.kvDim)
+        Kernels.linearForward(y: v, x: xn, weight: P + o.v, rows: T, inDim: d, outDim: c.kvDim)
+        if let b = o.qBias { Kernels.addBias(qOut, P + b, rows: T, dim: c.qDim) }
+        if let b = o.kBias { Kernels.addBias(kOut, P + b, rows: T, dim: c.kvDim) }
+        if let b = o.vBias { Kernels.addBias(v, P + b, rows: T, dim: c.kvDim) }
+        if let qn = o.qNorm, let kn = o.kNorm {
+            // Rows of head_dim values are contiguous: one norm over T·heads rows.
+            Kernels.rmsnormForward(out: q, rstd: qRstd, x: qRaw, weight: P + qn, count: T * c.heads, dim: c.headDim,
+                                   eps: c.normEps)
+            Kernels.rmsnormForward(out: k, rstd: kRstd, x: kRaw, weight: P + kn, count: T * c.kvHeads, dim: c.headDim,
+                                   eps: c.normEps)
+        }
+    }
+
+    /// gate, up (with their biases) and h = silu(gate) ∘ up of `rows` normed inputs.
+    func ffnForward(_ o: LayerOffsets, xn: UnsafePointer<Float>, rows T: Int, gate: UnsafeMutablePointer<Float>,
+                    up: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>) {
+        let c = config, d = c.dim, F = c.ffnDim
+        Kernels.linearForward(y: gate, x: xn, weight: P + o.gate, rows: T, inDim: d, outDim: F)
+        Kernels.linearForward(y: up, x: xn, weight: P + o.up, rows: T, inDim: d, outDim: F)
+        if let b = o.gateBias { Kernels.addBias(gate, P + b, rows: T, dim: F) }
+        if let b = o.upBias { Kernels.addBias(up, P + b, rows: T, dim: F) }
+        Kernels.swigluForward(out: h, gate: gate, up: up, count: T * F)
     }
 
     /// out = x · rstd · w (RMSNorm applied with saved rstd).
@@ -178,8 +225,11 @@ public final class Transformer {
         let datt = ws.datt.get(T * c.qDim)
         // FFN
         Kernels.swigluForward(out: h, gate: a.gate, up: a.up, count: T * F)
+        if let b = o.downBias { Kernels.biasBackward(G + b, dx, rows: T, dim: d) }
         Kernels.linearBackward(dx: dh, dWeight: G + o.down, dy: dx, x: h, weight: P + o.down, rows: T, inDim: F, outDim: d)
         Kernels.swigluBackward(dGate: dgate, dUp: dup, dOut: dh, gate: a.gate, up: a.up, count: T * F)
+        if let b = o.gateBias { Kernels.biasBackward(G + b, dgate, rows: T, dim: F) }
+        if let b = o.upBias { Kernels.biasBackward(G + b, dup, rows: T, dim: F) }
         applyNorm(xn, a.xmid, a.rstd2, P + o.ffnNorm, T, d)
         Kernels.linearBackward(dx: dxn, dWeight: G + o.gate, dy: dgate, x: xn, weight: P + o.gate, rows: T, inDim: d, outDim: F)
         Kernels.linearBackward(dx: dxn, dWeight: G + o.up, dy: dup, x: xn, weight: P + o.up, rows: T, inDim: d, outDim: F,
@@ -187,6 +237,7 @@ public final class Transformer {
         Kernels.rmsnormBackward(dx: dx, dWeight: G + o.ffnNorm, dOut: dxn, x: a.xmid, weight: P + o.ffnNorm,
                                 rstd: a.rstd2, count: T, dim: d)
         // Attention
+        if let b = o.oBias { Kernels.biasBackward(G + b, dx, rows: T, dim: d) }
         Kernels.linearBackward(dx: datt, dWeight: G + o.o, dy: dx, x: a.att, weight: P + o.o, rows: T, inDim: c.qDim, outDim: d)
         Attention.withLayout(pass.layout) { L in
             for b in 0..<pass.B {
@@ -198,9 +249,25 @@ public final class Transformer {
                 Kernels.rope(dk + ko, rows: S, heads: c.kvHeads, headDim: c.headDim, stride: c.kvDim, table: pass.rope, inverse: true)
             }
         }
+        // dq, dk: ∂loss/∂(q, k before RoPE); through the per-head norms to the projections.
+        var dqP = UnsafePointer(dq), dkP = UnsafePointer(dk)
+        if let qn = o.qNorm, let kn = o.kNorm {
+            let dqRaw = ws.dqRaw.get(T * c.qDim), dkRaw = ws.dkRaw.get(T * c.kvDim)
+            dqRaw.update(repeating: 0, count: T * c.qDim)
+            dkRaw.update(repeating: 0, count: T * c.kvDim)
+            Kernels.rmsnormBackward(dx: dqRaw, dWeight: G + qn, dOut: dq, x: a.qRaw, weight: P + qn, rstd: a.qRstd,
+                                    count: T * c.heads, dim: c.headDim)
+            Kernels.rmsnormBackward(dx: dkRaw, dWeight: G + kn, dOut: dk, x: a.kRaw, weight: P + kn, rstd: a.kRstd,
+                                    count: T * c.kvHeads, dim: c.headDim)
+            dqP = UnsafePointer(dqRaw)
+            dkP = UnsafePointer(dkRaw)
+        }
+        if let b = o.qBias { Kernels.biasBackward(G + b, dqP, rows: T, dim: c.qDim) }
+        if let b = o.kBias { Kernels.biasBackward(G + b, dkP, rows: T, dim: c.kvDim) }
+        if let b = o.vBias { Kernels.biasBackward(G + b, dv, rows: T, dim: c.kvDim) }
         applyNorm(xn, x, a.rstd1, P + o.attnNorm, T, d)
-        Kernels.linearBackward(dx: dxn, dWeight: G + o.q, dy: dq, x: xn, weight: P + o.q, rows: T, inDim: d, outDim: c.qDim)
-        Kernels.linearBackward(dx: dxn, dWeight: G + o.k, dy: dk, x: xn, weight: P + o.k, rows: T, inDim: d, outDim: c.kvDim,
+        Kernels.linearBackward(dx: dxn, dWeight: G + o.q, dy: dqP, x: xn, weight: P + o.q, rows: T, inDim: d, outDim: c.qDim)
+        Kernels.linearBackward(dx: dxn, dWeight: G + o.k, dy: dkP, x: xn, weight: P + o.k, rows: T, inDim: d, outDim: c.kvDim,
                                accumulateInput: true)
         Kernels.linearBackward(dx: dxn, dWeight: G + o.v, dy: dv, x: xn, weight: P + o.v, rows: T, inDim: d, outDim: c.kvDim,
                                accumulateInput: true)

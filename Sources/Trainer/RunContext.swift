@@ -40,6 +40,11 @@ public final class RunContext {
             let gguf = try GGUFFile(path: try ModelLocator.defaultGGUF())
             tokenizer = try BPETokenizer(gguf: gguf)
             initial = try Self.randomModel(spec, vocab: tokenizer.vocabSize)
+            if initial.config.vocabSize != tokenizer.vocabSize {
+                throw ConfigError.invalid(field: "model", reason: "\(spec) has a vocabulary of \(initial.config.vocabSize) "
+                                          + "tokens; a random model is trained with the SmolLM2 tokenizer's "
+                                          + "\(tokenizer.vocabSize) (drop vocab= / shape=)")
+            }
             modelPath = spec
         } else {
             let path = spec.isEmpty ? try ModelLocator.defaultGGUF() : spec
@@ -102,41 +107,14 @@ public final class RunContext {
     }
 
     /// The keys of `random:key=value,...`.
-    static let randomModelKeys = ["dim", "layers", "heads", "kv-heads", "ffn", "seed", "std", "context"]
+    static let randomModelKeys = RandomModelSpec.keys
 
-    /// Parses `random:key=value,...` (dim, layers, heads, kv-heads, ffn, seed, std, context: the
-    /// context length, unlimited when absent). An unknown or repeated key is an error.
+    /// Parses `random:key=value,...` (`RandomModelSpec`: dim, layers, heads, kv-heads, ffn, seed,
+    /// std, context and the family options). An unknown or repeated key is an error.
     static func randomModel(_ spec: String, vocab: Int) throws -> ParameterStore {
-        func bad(_ reason: String) -> ConfigError { .invalid(field: "model", reason: reason) }
-        var v: [String: String] = [:]
-        for part in spec.dropFirst("random:".count).split(separator: ",") {
-            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2 else { throw bad("bad random model spec part '\(part)' (expected key=value)") }
-            guard randomModelKeys.contains(kv[0]) else {
-                throw bad("unknown key '\(kv[0])' in '\(spec)'; the keys are \(randomModelKeys.joined(separator: ", "))")
-            }
-            guard v[kv[0]] == nil else { throw bad("key '\(kv[0])' given twice in '\(spec)'") }
-            v[kv[0]] = kv[1]
+        do { return try RandomModelSpec.make(spec, vocab: vocab) } catch let e as RandomModelSpec.SpecError {
+            throw ConfigError.invalid(field: "model", reason: e.message)
         }
-        func int(_ k: String, _ d: Int) throws -> Int {
-            guard let s = v[k] else { return d }
-            guard let i = Int(s), i > 0 else { throw bad("\(k)=\(s) is not a positive integer") }
-            return i
-        }
-        let dim = try int("dim", 32), heads = try int("heads", 4)
-        guard dim % heads == 0 else { throw bad("dim=\(dim) is not a multiple of heads=\(heads)") }
-        var std = 0.02
-        if let s = v["std"] {
-            guard let x = Double(s), x >= 0, x.isFinite else { throw bad("std=\(s) is not a finite number ≥ 0") }
-            std = x
-        }
-        let c = ModelConfig(dim: dim, layers: try int("layers", 2), heads: heads, kvHeads: try int("kv-heads", 2),
-                            headDim: dim / heads, ffnDim: try int("ffn", 64), vocabSize: vocab)
-        try c.validate()
-        let p = ParameterStore(config: c)
-        p.randomize(seed: UInt64(try int("seed", 1)), std: Float(std))
-        p.contextLength = v["context"] == nil ? nil : try int("context", 0)
-        return p
     }
 
     /// The run's sequences against the model's context length: a strided sequence uses rotary
@@ -148,8 +126,11 @@ public final class RunContext {
                              name: String, generates: Bool = true) throws {
         guard let n = model.contextLength else { return }
         if geometry.maxPosition + 1 > n {
+            let limit = model.slidingWindow == n
+                ? "its sliding_window \(n) (sliding-window attention is not implemented: sequences must fit inside it)"
+                : "the context length \(n)"
             throw ConfigError.invalid(field: "chunk-length", reason: "chunk-length \(c.chunkLength) needs rotary positions "
-                                      + "0…\(geometry.maxPosition), past the context length \(n) of the model \(name)")
+                                      + "0…\(geometry.maxPosition), past \(limit) of the model \(name)")
         }
         guard generates else { return }
         func budget(_ field: String, _ tokens: Int) -> ConfigError {

@@ -5,11 +5,11 @@ import XCTest
 /// every kind of parameter, on a causal batch and on the strided EBFT layout.
 final class GradCheckTests: XCTestCase {
 
-    func makeModel(seed: UInt64, tied: Bool = true) -> Transformer {
-        let cfg = ModelConfig.tiny(tiedEmbeddings: tied)
+    func makeModel(seed: UInt64, tied: Bool = true, config: ModelConfig? = nil) -> Transformer {
+        let cfg = config ?? ModelConfig.tiny(tiedEmbeddings: tied)
         let params = ParameterStore(config: cfg)
         params.randomize(seed: seed, std: 0.15)
-        // Norm weights away from 1 so their gradients are exercised.
+        // Norm weights away from 1 so their gradients are exercised (biases away from 0).
         var rng = TF.RNG(seed + 1)
         for v in params.layout.views where v.shape.count == 1 {
             for i in 0..<v.count { params.pointer[v.offset + i] = 1 + 0.2 * rng.normal() }
@@ -115,5 +115,51 @@ final class GradCheckTests: XCTestCase {
         var worst: Float = 0
         for i in 0..<g1.count { worst = max(worst, abs(2 * g1.pointer[i] - g2.pointer[i])) }
         XCTAssertLessThan(worst, 1e-5 * Float(g1.squaredNorm().squareRoot()) + 1e-6)
+    }
+
+    /// The family options' parameters: q/k/v, output and MLP biases (Llama `attention_bias`,
+    /// `mlp_bias`) with head_dim 12 ≠ 32/4 and llama3 rope scaling, on a causal batch.
+    func testLlamaBiasesHeadDimRopeScalingGradients() {
+        var cfg = ModelConfig.tiny(tiedEmbeddings: false)
+        cfg.headDim = 12
+        cfg.qkvBias = true
+        cfg.outputBias = true
+        cfg.mlpBias = true
+        cfg.ropeScaling = RopeScaling(kind: .llama3, factor: 2, lowFreqFactor: 1, highFreqFactor: 4,
+                                      originalMaxPositionEmbeddings: 16)
+        XCTAssertNoThrow(try cfg.validate())
+        let m = makeModel(seed: 47, config: cfg)
+        var rng = TF.RNG(48)
+        // One short sequence: few log-probs in the loss keep the finite differences' Float32
+        // rounding below the small k-bias gradients (a k bias only acts through RoPE).
+        let S = 8
+        let tokens = rng.tokens(S, vocab: m.config.vocabSize)
+        let preds = (0..<S - 1).map { Prediction(row: $0, target: tokens[$0 + 1]) }
+        gradCheck(model: m, tokens: tokens, layout: .causal(length: S), preds: preds)
+    }
+
+    /// Qwen3's per-head q/k RMSNorm (and its q/k/v/o biases with `attention_bias`) on the strided
+    /// layout, with activation recomputation; and Qwen2's q/k/v biases on a causal batch.
+    func testQKNormAndQwenBiasGradients() {
+        var q3 = ModelConfig.tiny()
+        q3.architecture = .qwen3
+        q3.qkNorm = true
+        q3.qkvBias = true
+        q3.outputBias = true
+        let m = makeModel(seed: 57, config: q3)
+        m.recomputeActivations = true
+        var rng = TF.RNG(58)
+        let (layout, _, _) = TF.stridedLayout(P: 8, c: 2, s: 2, G: 2)
+        let tokens = rng.tokens(layout.count, vocab: m.config.vocabSize)
+        let preds = (0..<layout.count - 1).map { Prediction(row: $0, target: tokens[$0 + 1], weight: Float(rng.uniform())) }
+        gradCheck(model: m, tokens: tokens, layout: layout, preds: preds)
+
+        var q2 = ModelConfig.tiny()
+        q2.architecture = .qwen2
+        q2.qkvBias = true
+        let m2 = makeModel(seed: 67, config: q2)
+        let t2 = rng.tokens(10, vocab: m2.config.vocabSize)
+        gradCheck(model: m2, tokens: t2, layout: .causal(length: 10),
+                  preds: (0..<9).map { Prediction(row: $0, target: t2[$0 + 1]) })
     }
 }

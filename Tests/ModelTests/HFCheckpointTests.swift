@@ -19,6 +19,17 @@ final class HFCheckpointTests: XCTestCase {
             // head_dim ≠ hidden/heads, odd eps
             ModelConfig(dim: 16, layers: 1, heads: 2, kvHeads: 1, headDim: 6, ffnDim: 20, vocabSize: 11,
                         ropeBase: 12345.678, normEps: 3.3e-6, tiedEmbeddings: true),
+            // The families: their biases, q/k norms (permuted like q/k rows) and rope scaling.
+            ModelConfig(dim: 16, layers: 2, heads: 4, kvHeads: 2, headDim: 4, ffnDim: 20, vocabSize: 11,
+                        tiedEmbeddings: true, architecture: .qwen2, qkvBias: true),
+            ModelConfig(dim: 16, layers: 2, heads: 2, kvHeads: 1, headDim: 8, ffnDim: 20, vocabSize: 11,
+                        tiedEmbeddings: false, architecture: .qwen3, qkvBias: true, outputBias: true, qkNorm: true),
+            ModelConfig(dim: 16, layers: 1, heads: 2, kvHeads: 2, headDim: 10, ffnDim: 20, vocabSize: 11,
+                        ropeBase: 500000, tiedEmbeddings: false, architecture: .llama, qkvBias: true, outputBias: true,
+                        mlpBias: true, ropeScaling: RopeScaling(kind: .llama3, factor: 32, lowFreqFactor: 1,
+                                                                highFreqFactor: 4, originalMaxPositionEmbeddings: 8192)),
+            ModelConfig(dim: 16, layers: 1, heads: 2, kvHeads: 1, headDim: 8, ffnDim: 20, vocabSize: 11,
+                        architecture: .mistral, ropeScaling: RopeScaling(kind: .linear, factor: 2.5)),
         ]
         for (i, c) in configs.enumerated() {
             let p = ParameterStore(config: c)
@@ -118,7 +129,7 @@ final class HFCheckpointTests: XCTestCase {
         let good = try String(contentsOfFile: d2 + "/config.json", encoding: .utf8)
         for (edit, expect) in [(("\"num_attention_heads\": 4", "\"num_attention_heads\": 3"), "must be a multiple of kvHeads"),
                                (("\"hidden_size\": 32,", ""), "'hidden_size' is missing"),
-                               (("\"model_type\": \"llama\"", "\"model_type\": \"gpt2\""), "only \"llama\""),
+                               (("\"model_type\": \"llama\"", "\"model_type\": \"gpt2\""), "model_type is gpt2; supported: "),
                                (("\"vocab_size\": 61", "\"vocab_size\": 6.5"), "not an integer"),
                                (("{", "["), "not valid JSON")] {
             try good.replacingOccurrences(of: edit.0, with: edit.1).write(toFile: d2 + "/config.json", atomically: true, encoding: .utf8)

@@ -19,12 +19,17 @@ final class HFLlamaTests: XCTestCase {
             ("blk.12.ffn_gate.weight", "model.layers.12.mlp.gate_proj.weight"),
             ("blk.12.ffn_up.weight", "model.layers.12.mlp.up_proj.weight"),
             ("blk.12.ffn_down.weight", "model.layers.12.mlp.down_proj.weight"),
+            ("blk.1.attn_q.bias", "model.layers.1.self_attn.q_proj.bias"),
+            ("blk.1.attn_output.bias", "model.layers.1.self_attn.o_proj.bias"),
+            ("blk.2.attn_q_norm.weight", "model.layers.2.self_attn.q_norm.weight"),
+            ("blk.2.attn_k_norm.weight", "model.layers.2.self_attn.k_norm.weight"),
+            ("blk.0.ffn_down.bias", "model.layers.0.mlp.down_proj.bias"),
         ]
         for (g, h) in pairs {
             XCTAssertEqual(HFLlama.hfName(fromGGUF: g), h)
             XCTAssertEqual(HFLlama.ggufName(fromHF: h), g)
         }
-        for bad in ["blk.x.attn_q.weight", "blk..attn_q.weight", "blk.01.attn_q.weight", "blk.1.attn_q.bias",
+        for bad in ["blk.x.attn_q.weight", "blk..attn_q.weight", "blk.01.attn_q.weight", "blk.1.attn_norm.bias",
                     "rope_freqs.weight", "blk.1", ""] {
             XCTAssertNil(HFLlama.hfName(fromGGUF: bad), bad)
         }
@@ -32,6 +37,10 @@ final class HFLlamaTests: XCTestCase {
         XCTAssertEqual(HFLlama.qkRole(ggufName: "blk.4.attn_q.weight"), .query)
         XCTAssertEqual(HFLlama.qkRole(ggufName: "blk.4.attn_k.weight"), .key)
         XCTAssertNil(HFLlama.qkRole(ggufName: "blk.4.attn_v.weight"))
+        XCTAssertEqual(HFLlama.qkRole(ggufName: "blk.4.attn_q.bias"), .query)
+        XCTAssertEqual(HFLlama.qkRole(ggufName: "blk.4.attn_k.bias"), .key)
+        XCTAssertEqual(HFLlama.qkRole(ggufName: "blk.4.attn_q_norm.weight"), .headNorm)
+        XCTAssertNil(HFLlama.qkRole(ggufName: "blk.4.attn_v.bias"))
     }
 
     func testEveryRealTensorHasAnHFName() throws {

@@ -151,11 +151,17 @@ final class ModelValidationTests: XCTestCase {
         assertLoadFails(try gguf(p) { ts in
             ts.append(TinyGGUF.Tensor(name: "blk.0.attn_q.bias", shape: [32], type: 0, data: [UInt8](repeating: 0, count: 128)))
         }, ["'blk.0.attn_q.bias' is not a parameter"])
-        // Tensors outside the blocks that a Llama does not use are passed over (llama.cpp's rope_freqs).
+        // Tensors outside the blocks that a Llama does not use are passed over ...
         let extra = try gguf(p) { ts in
-            ts.append(TinyGGUF.Tensor(name: "rope_freqs.weight", shape: [4], type: 0, data: [UInt8](repeating: 0, count: 16)))
+            ts.append(TinyGGUF.Tensor(name: "unused_extra.weight", shape: [4], type: 0, data: [UInt8](repeating: 0, count: 16)))
         }
         XCTAssertNoThrow(try ParameterStore.load(gguf: GGUFFile(path: extra)))
+        // ... but not llama.cpp's rope_freqs.weight: it holds Llama 3.1's rope scaling, which
+        // passing over would silently drop (issue 12).
+        let freqs = try gguf(p) { ts in
+            ts.append(TinyGGUF.Tensor(name: "rope_freqs.weight", shape: [4], type: 0, data: [UInt8](repeating: 0, count: 16)))
+        }
+        assertLoadFails(freqs, ["'rope_freqs.weight'", "not supported in GGUF files"])
     }
 
     /// #4 for Hugging Face directories: config.json against model.safetensors' header, checked
