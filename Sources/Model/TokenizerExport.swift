@@ -158,10 +158,21 @@ public enum TokenizerExport {
             out.append(HFSideFile(name: name, bytes: [UInt8](d)))
         }
         if !out.contains(where: { $0.name == "generation_config.json" }) {
-            let cfg = try HFModelConfig(path: directory + "/" + ParameterStore.hfConfigFile).hf
-            out.append(generationConfig(bos: cfg.bosTokenID, eos: cfg.eosTokenID, pad: nil))
+            let ids = try configTokenIDs(directory)
+            if let eos = ids.eos { out.append(generationConfig(bos: ids.bos, eos: eos, pad: nil)) }
         }
         return out
+    }
+
+    /// config.json's `bos_token_id` and `eos_token_id` (the first of a list), read without
+    /// interpreting the rest of the file (any family).
+    static func configTokenIDs(_ directory: String) throws -> (bos: Int?, eos: Int?) {
+        let c = try readJSONObject(directory + "/" + ParameterStore.hfConfigFile)
+        func id(_ key: String) -> Int? {
+            if let n = c[key] as? NSNumber { return n.intValue }
+            return (c[key] as? [NSNumber])?.first?.intValue
+        }
+        return (id("bos_token_id"), id("eos_token_id"))
     }
 
     static func generationConfig(bos: Int?, eos: Int, pad: Int?) -> HFSideFile {
@@ -295,7 +306,7 @@ public enum TokenizerExport {
     /// tokenizer.json + tokenizer_config.json, as llama.cpp's converter writes them: tokens by id,
     /// padded to `vocabSize` with `[PAD<i>]` (type unused); added tokens control (special) or
     /// user-defined; merges as "left right"; bos/eos/pad/unk ids from tokenizer_config.json
-    /// (else config.json's token ids); add_bos_token from tokenizer_config.json or from a
+    /// (else config.json's bos_token_id/eos_token_id); add_bos_token from tokenizer_config.json or from a
     /// TemplateProcessing post-processor that starts with the BOS token.
     public static func ggufMetadata(directory dir: String, vocabSize: Int) throws -> [(key: String, value: GGUFValue)] {
         let path = dir + "/tokenizer.json"
@@ -373,9 +384,11 @@ public enum TokenizerExport {
             }
             return i
         }
-        let hf = try HFModelConfig(path: dir + "/" + ParameterStore.hfConfigFile).hf
-        let bos = try id("bos_token") ?? hf.bosTokenID
-        let eos = try id("eos_token") ?? hf.eosTokenID
+        let fallback = try configTokenIDs(dir)
+        let bos = try id("bos_token") ?? fallback.bos
+        guard let eos = try id("eos_token") ?? fallback.eos else {
+            throw TokenizerExportError("\(configPath): no eos_token (nor eos_token_id in config.json)")
+        }
         var addBOS = false
         if let post = root["post_processor"] as? [String: Any] {
             let processors = (post["type"] as? String) == "Sequence" ? post["processors"] as? [[String: Any]] ?? [] : [post]
@@ -394,9 +407,9 @@ public enum TokenizerExport {
             ("tokenizer.ggml.tokens", .array(tokens)),
             ("tokenizer.ggml.token_type", .array(types)),
             ("tokenizer.ggml.merges", .array(merges)),
-            ("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos))),
-            ("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos))),
         ]
+        if let bos { m.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos)))) }
+        m.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos))))
         if let unk = try id("unk_token") { m.append(("tokenizer.ggml.unknown_token_id", .uint32(UInt32(unk)))) }
         if let pad = try id("pad_token") { m.append(("tokenizer.ggml.padding_token_id", .uint32(UInt32(pad)))) }
         m.append(("tokenizer.ggml.add_bos_token", .bool(addBOS)))

@@ -174,8 +174,14 @@ public final class Trainer {
                                     configYAML: try c.yaml(), info: ["model": context.modelPath])
         let params = context.policy.parameters
         if checkpointSideFiles == nil {
-            checkpointSideFiles = try TokenizerExport.sideFiles(runModel: context.modelPath,
-                                                                contextLength: params.contextLength ?? 8192)
+            do {
+                checkpointSideFiles = try TokenizerExport.sideFiles(runModel: context.modelPath,
+                                                                    contextLength: params.contextLength ?? 8192)
+            } catch {
+                // Not worth losing the run over: the weights are still saved; export needs --tokenizer.
+                log("warning: checkpoints are written without tokenizer files: \(error)")
+                checkpointSideFiles = []
+            }
         }
         let dir = try Checkpoint.save(runDir: c.runDir, params: params, optimizer: optimizer.adam,
                                       state: state, sideFiles: checkpointSideFiles ?? [])
