@@ -367,6 +367,95 @@ final class ExportTests: XCTestCase {
         XCTAssertEqual(back["tokenizer.ggml.token_type"]?.array?.map(\.int), smol.metadata["tokenizer.ggml.token_type"]?.array?.map(\.int))
     }
 
+    /// Llama-3-style and Qwen2-style tokenizer.json files, built with the `tokenizers` library from
+    /// each family's published pre-tokenizer (Split regex + ByteLevel; NFC for Qwen; BOS template
+    /// and ignore_merges for Llama 3) and trained on stdlib text → tokenizer.ggml.* (llama-bpe /
+    /// qwen2, padded to the model's vocabulary with unused [PAD<i>] tokens, add_bos from the
+    /// template, bos/eos ids) → a GGUF → tokenizer.json rebuilt from that GGUF: the library and
+    /// AutoTokenizer give the original ids on the stdlib sources and special-token strings.
+    func testLlama3AndQwen2TokenizersSurviveGGUFRoundTrip() throws {
+        let dir = try S.tempDir(self)
+        let build = """
+        import json, sys
+        from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers, normalizers, processors, Regex
+        kind, out = sys.argv[1], sys.argv[2]
+        files = ["/usr/lib/python3.11/" + f for f in ("fractions.py", "shlex.py", "heapq.py", "string.py")]
+        texts = [open(f, encoding="utf-8").read() for f in files]
+        regex = {"llama3": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+                 "qwen2": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}[kind]
+        specials = {"llama3": ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"],
+                    "qwen2": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]}[kind]
+        tok = Tokenizer(models.BPE())
+        if kind == "qwen2": tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(regex), behavior="isolated", invert=False),
+                                                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        tok.decoder = decoders.ByteLevel()
+        tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=900, special_tokens=specials, show_progress=False,
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        if kind == "llama3":
+            tok.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False),
+                processors.TemplateProcessing(single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B",
+                                              special_tokens=[("<|begin_of_text|>", 0)])])
+        j = json.loads(tok.to_str())
+        if kind == "llama3": j["model"]["ignore_merges"] = True
+        json.dump(j, open(out + "/tokenizer.json", "w"))
+        n = tok.get_vocab_size()
+        if kind == "llama3":
+            tc = {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "tokenizer_class": "PreTrainedTokenizerFast"}
+            cfg = {"model_type": "llama", "bos_token_id": 0, "eos_token_id": [2, 1], "vocab_size": n + 5}
+        else:
+            tc = {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "tokenizer_class": "PreTrainedTokenizerFast"}
+            cfg = {"model_type": "qwen2", "bos_token_id": 0, "eos_token_id": 2, "vocab_size": n + 5}
+        json.dump(tc, open(out + "/tokenizer_config.json", "w"))
+        json.dump(cfg, open(out + "/config.json", "w"))
+        print(json.dumps({"n": n}))
+        """
+        let compare = """
+        import json, sys
+        from tokenizers import Tokenizer
+        from transformers import AutoTokenizer
+        a, b = sys.argv[1], sys.argv[2]
+        orig, rebuilt, auto = Tokenizer.from_file(a + "/tokenizer.json"), Tokenizer.from_file(b + "/tokenizer.json"), AutoTokenizer.from_pretrained(b)
+        files = ["/usr/lib/python3.11/" + f for f in ("functools.py", "statistics.py", "textwrap.py")]
+        texts = [open(f, encoding="utf-8").read() for f in files] + [
+            "<|begin_of_text|>x<|eot_id|>", "<|im_start|>user\\nhi<|im_end|>\\n", "Ｆｕｌｌ width e\\u0301 café 12345 1,234.5", ""]
+        bad = []
+        for i, t in enumerate(texts):
+            want = orig.encode(t, add_special_tokens=True).ids
+            if rebuilt.encode(t, add_special_tokens=True).ids != want: bad.append(f"library {i}")
+            if auto(t)["input_ids"] != want: bad.append(f"AutoTokenizer {i}")
+            if orig.decode(want, skip_special_tokens=False) != rebuilt.decode(want, skip_special_tokens=False): bad.append(f"decode {i}")
+        print(json.dumps(bad))
+        """
+        for (kind, pre, addBOS) in [("llama3", "llama-bpe", true), ("qwen2", "qwen2", false)] {
+            let src = dir + "/" + kind, rebuilt = dir + "/" + kind + "-rebuilt"
+            try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+            let built = try JSONSerialization.jsonObject(with: Data(try S.python(build, [kind, src]).utf8)) as! [String: Any]
+            let n = try XCTUnwrap(built["n"] as? Int)
+            let meta = try TokenizerExport.ggufMetadata(directory: src, vocabSize: n + 5)
+            let m = Dictionary(uniqueKeysWithValues: meta.map { ($0.key, $0.value) })
+            XCTAssertEqual(m["tokenizer.ggml.pre"], .string(pre), kind)
+            XCTAssertEqual(m["tokenizer.ggml.add_bos_token"], .bool(addBOS), kind)
+            XCTAssertEqual(m["tokenizer.ggml.bos_token_id"]?.int, addBOS ? 0 : 0, kind) // config.json's when no bos_token
+            XCTAssertEqual(m["tokenizer.ggml.eos_token_id"]?.int, 2, kind)
+            XCTAssertEqual(m["tokenizer.ggml.padding_token_id"]?.int, kind == "qwen2" ? 0 : nil, kind)
+            let tokens = try XCTUnwrap(m["tokenizer.ggml.tokens"]?.array)
+            XCTAssertEqual(tokens.count, n + 5)
+            XCTAssertEqual(tokens[n + 4], .string("[PAD\(n + 4)]"))
+            let types = try XCTUnwrap(m["tokenizer.ggml.token_type"]?.array).map { $0.int! }
+            XCTAssertEqual(Array(types.prefix(3)), [3, 3, 3])
+            XCTAssertEqual(Array(types.suffix(5)), [5, 5, 5, 5, 5])
+
+            let c = ModelConfig.tiny(dim: 32, layers: 1, heads: 4, kvHeads: 2, ffnDim: 32, vocabSize: n + 5)
+            let gguf = dir + "/\(kind).gguf"
+            try Self.randomStore(c, seed: 3).saveGGUF(path: gguf, tokenizer: meta, contextLength: 4096)
+            try FileManager.default.createDirectory(atPath: rebuilt, withIntermediateDirectories: true)
+            try TokenizerExport.write(try TokenizerExport.hfFiles(gguf: GGUFFile(path: gguf), contextLength: 4096), directory: rebuilt)
+            let bad = try S.python(compare, [src, rebuilt])
+            XCTAssertEqual(bad.trimmingCharacters(in: .whitespacesAndNewlines), "[]", kind)
+        }
+    }
+
     /// A tiny random model with SmolLM2's vocabulary, exported as the CLI does from a GGUF source
     /// (weights + tokenizer files): the NumPy reference reading model.safetensors and config.json
     /// with Hugging Face's rotate-half RoPE gives our logits within 1e-4 at every position, on
