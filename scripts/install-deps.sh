@@ -40,11 +40,14 @@ PY
 fi
 
 # Python packages used only by tests, as independent references.
-PY_PKGS="numpy gguf==0.19.0 tokenizers"
+PY_PKGS="numpy gguf==0.19.0 tokenizers transformers==5.23.0"
 need=""
 python3 -c "import numpy" 2>/dev/null || need="$need numpy"
 python3 -c "import gguf" 2>/dev/null || need="$need gguf==0.19.0"
 python3 -c "import tokenizers" 2>/dev/null || need="$need tokenizers"
+# transformers (no torch: tokenizers, configs, file utilities): AutoTokenizer/AutoConfig check
+# the Hugging Face directories `ebft-dist export` and the checkpoints write.
+python3 -c "import transformers" 2>/dev/null || need="$need transformers==5.23.0"
 if [ -n "$need" ]; then
   echo "install-deps: pip install$need"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore $need

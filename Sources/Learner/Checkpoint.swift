@@ -86,11 +86,13 @@ public enum Checkpoint {
     /// `latest` at it, removes stale `.tmp-<pid>` directories of dead processes, and keeps the
     /// `keep` (≥ 1) complete checkpoints with the highest step numbers (always including the one
     /// just written); other files in `checkpoints/` are left alone. `state.adamStep` is taken
-    /// from `optimizer.step`. An existing checkpoint of the same step is replaced.
-    /// Returns the checkpoint directory.
+    /// from `optimizer.step`. An existing checkpoint of the same step is replaced. `sideFiles`
+    /// (the model's tokenizer files and generation_config.json, `TokenizerExport.load`) are written
+    /// beside the weights and checksummed like them, so the checkpoint is a complete Hugging Face
+    /// model directory. Returns the checkpoint directory.
     @discardableResult
     public static func save(runDir: String, params: ParameterStore, optimizer: AdamW, state: CheckpointState,
-                            keep: Int = 2) throws -> String {
+                            keep: Int = 2, sideFiles: [HFSideFile] = []) throws -> String {
         let ckDir = checkpointsDirectory(runDir: runDir)
         guard optimizer.count == params.count else {
             throw CheckpointError.mismatch(path: ckDir, problem: "the optimizer has \(optimizer.count) moments, the parameters \(params.count) values")
@@ -124,9 +126,16 @@ public enum Checkpoint {
                                       to: tmp + "/" + optimizerFile)
             }
         }
+        for f in sideFiles {
+            guard CheckpointFiles.isPlainName(f.name), !dataFiles.contains(f.name), f.name != stateFile,
+                  f.name != CheckpointFiles.stateChecksumFile else {
+                throw CheckpointError.writeFailed(path: tmp, reason: "side file name '\(f.name)' is not a plain, unused file name")
+            }
+            try writeAtomically(tmp + "/" + f.name, f.bytes)
+        }
         // 2. checksums of what is on disk, then state.json, then its checksum
         var files = [StateFile.FileEntry]()
-        for f in dataFiles {
+        for f in dataFiles + sideFiles.map(\.name) {
             let (bytes, h) = try XXH64.file(tmp + "/" + f)
             files.append(.init(name: f, bytes: bytes, xxh64: XXH64.hex(h)))
         }

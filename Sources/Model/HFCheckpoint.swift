@@ -510,16 +510,17 @@ extension ParameterStore {
         }
     }
 
-    /// Writes `directory/model.safetensors` (Hugging Face names of the model's family, F32, q/k
-    /// rows — and their biases and norm weights — in HF's rotate-half order, no `lm_head` when
-    /// embeddings are tied; metadata `format: pt` plus `extraMetadata`) and
+    /// Writes `directory/model.safetensors` (Hugging Face names of the model's family, `dtype`
+    /// F32 or BF16, q/k rows — and their biases and norm weights — in HF's rotate-half order,
+    /// no `lm_head` when embeddings are tied; metadata `format: pt` plus `extraMetadata`) and
     /// `directory/config.json`. Each file is written atomically (temporary
     /// file, fsync, rename, fsync of the directory); the directory is created if needed.
     /// `max_position_embeddings` is `maxPositionEmbeddings`, else this store's `contextLength`,
     /// else 8192. Returns the paths of the two files.
     @discardableResult
     public func saveHF(directory: String, extraMetadata: [String: String] = [:], maxPositionEmbeddings: Int? = nil,
-                       bosTokenID: Int = 1, eosTokenID: Int = 2) throws -> (weights: String, config: String) {
+                       bosTokenID: Int = 1, eosTokenID: Int = 2,
+                       dtype: HFOutputDType = .f32) throws -> (weights: String, config: String) {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -539,23 +540,31 @@ extension ParameterStore {
         let maxRows = max(c.qDim, c.kvDim)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, maxRows * c.dim))
         defer { scratch.deallocate() }
+        let halves = UnsafeMutablePointer<UInt16>.allocate(capacity: dtype == .f32 ? 1 : layout.views.map(\.count).max() ?? 1)
+        defer { halves.deallocate() }
         let views = layout.views
         let base = pointer
-        try SafeTensors.writeImpl(entries: entries, metadata: meta, path: weights) { i, put in
+        try SafeTensors.writeImpl(entries: entries, metadata: meta, path: weights, dtype: dtype.safetensors) { i, put in
             let v = views[i]
-            let src = UnsafePointer(base + v.offset)
+            var src = UnsafePointer(base + v.offset)
             if let role = HFLlama.qkRole(ggufName: v.name) {
                 HFLlama.permuteGGUFToHF(src, into: scratch, rows: v.shape[0], cols: v.count / v.shape[0],
                                         heads: self.permutationHeads(role))
-                try put(UnsafeRawBufferPointer(start: scratch, count: 4 * v.count))
-            } else {
+                src = UnsafePointer(scratch)
+            }
+            switch dtype {
+            case .f32:
                 try put(UnsafeRawBufferPointer(start: src, count: 4 * v.count))
+            case .bf16:
+                for j in 0..<v.count { halves[j] = HFOutputDType.bf16Bits(src[j]).littleEndian }
+                try put(UnsafeRawBufferPointer(start: halves, count: 2 * v.count))
             }
         }
         let configPath = directory + "/" + Self.hfConfigFile
         let positions = maxPositionEmbeddings ?? contextLength ?? 8192
-        try writeFileAtomically(configPath, Array(HFModelConfig.json(model: c, maxPositionEmbeddings: positions,
-                                                                     bosTokenID: bosTokenID, eosTokenID: eosTokenID).utf8))
+        var text = HFModelConfig.json(model: c, maxPositionEmbeddings: positions, bosTokenID: bosTokenID, eosTokenID: eosTokenID)
+        text = text.replacingOccurrences(of: "\"torch_dtype\": \"float32\"", with: "\"torch_dtype\": \"\(dtype.torch)\"")
+        try writeFileAtomically(configPath, Array(text.utf8))
         return (weights, configPath)
     }
 

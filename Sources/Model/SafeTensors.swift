@@ -79,8 +79,13 @@ public enum SafeTensors {
     }
 
     /// Header from `entries`; `data(i, put)` hands tensor i's little-endian bytes to `put`.
+    /// Every tensor has `dtype` (F32, or BF16 / F16 with 2 bytes per element).
     static func writeImpl(entries tensors: [(name: String, shape: [Int], count: Int)], metadata: [String: String], path: String,
+                          dtype: String = "F32",
                           data: (Int, (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        guard let size = dtypeSizes[dtype] else {
+            throw SafeTensorsError.badArgument(path: path, problem: "unknown dtype \(dtype)")
+        }
         var names = Set<String>()
         var entries = [String]()
         var offset = 0
@@ -99,8 +104,8 @@ public enum SafeTensors {
                 throw SafeTensorsError.badArgument(path: path, problem: "tensor '\(t.name)' has shape \(t.shape) (\(count) elements) but \(t.count) values")
             }
             let shape = t.shape.map(String.init).joined(separator: ",")
-            entries.append("\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + 4 * count)]}")
-            offset += 4 * count
+            entries.append("\(jsonString(t.name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + size * count)]}")
+            offset += size * count
         }
         if !metadata.isEmpty {
             let kv = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }

@@ -57,6 +57,8 @@ public final class Trainer {
     let stopAfter: Int?
     /// Rank 0's watch for loss spikes, absurd CE and dead gradients (`watchDivergence`).
     var divergence: DivergenceDetector
+    /// The model's tokenizer files and generation_config.json, written into every checkpoint.
+    var checkpointSideFiles: [HFSideFile]?
 
     public init(context: RunContext, comm: Communicator, showProgress: Bool = true, watchdog: StallWatchdog? = nil,
                 resume: String? = nil, stopAfter: Int? = nil, log: @escaping (String) -> Void = { _ in }) throws {
@@ -170,8 +172,19 @@ public final class Trainer {
         let state = CheckpointState(stepsDone: stepsDone, adamStep: optimizer.adam.step, seed: c.seed,
                                     worldSize: comm.size, learners: roles.learnerRanks.count, colocate: roles.isColocated,
                                     configYAML: try c.yaml(), info: ["model": context.modelPath])
-        let dir = try Checkpoint.save(runDir: c.runDir, params: context.policy.parameters, optimizer: optimizer.adam,
-                                      state: state)
+        let params = context.policy.parameters
+        if checkpointSideFiles == nil {
+            do {
+                checkpointSideFiles = try TokenizerExport.sideFiles(runModel: context.modelPath,
+                                                                    contextLength: params.contextLength ?? 8192)
+            } catch {
+                // Not worth losing the run over: the weights are still saved; export needs --tokenizer.
+                log("warning: checkpoints are written without tokenizer files: \(error)")
+                checkpointSideFiles = []
+            }
+        }
+        let dir = try Checkpoint.save(runDir: c.runDir, params: params, optimizer: optimizer.adam,
+                                      state: state, sideFiles: checkpointSideFiles ?? [])
         log("checkpoint: \(dir)")
         watchdog?.leave()
     }

@@ -345,6 +345,39 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// The tokenizer files of the run's model (here the installed SmolLM2's, as for a `random:`
+    /// model) are written into the checkpoint and listed with their checksums in state.json, so
+    /// the checkpoint is a complete HF directory; an edited tokenizer.json is a checksum error
+    /// when the checkpoint is used as a model or resumed.
+    func testTokenizerFilesAreWrittenAndChecksummed() throws {
+        let run = try tempDir()
+        let side = try TokenizerExport.sideFiles(runModel: "random:dim=32", contextLength: 2048)
+        XCTAssertEqual(side.map(\.name), ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                          "generation_config.json"])
+        let (p, opt) = trained(seed: 17, config: .tiny(vocabSize: 49152))
+        let dir = try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(2), sideFiles: side)
+        XCTAssertEqual(try files(dir), ["config.json", "generation_config.json", "model.safetensors", "optimizer.safetensors",
+                                        "special_tokens_map.json", "state.json", "state.json.xxh64", "tokenizer.json",
+                                        "tokenizer_config.json"])
+        for f in side { XCTAssertEqual(try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/" + f.name))), f.bytes, f.name) }
+        let listed = try Checkpoint.verify(dir).files.map(\.name)
+        XCTAssertEqual(Set(listed), Set(Checkpoint.dataFiles + side.map(\.name)))
+        XCTAssertNotNil(try TokenizerExport.hfFiles(source: dir, contextLength: 2048))
+        _ = try ModelSource.load(dir)
+
+        let tok = dir + "/tokenizer.json"
+        try Self.flipByte(tok)
+        XCTAssertThrowsError(try ModelSource.load(dir)) { e in
+            guard case .checksumMismatch(let pth, _, _, _)? = e as? CheckpointError else { return XCTFail("\(e)") }
+            XCTAssertEqual(pth, tok)
+        }
+        var o2 = AdamW(count: p.count)
+        XCTAssertThrowsError(try Checkpoint.load(dir, into: ParameterStore(config: p.config), optimizer: &o2))
+        // A side file may not replace a checkpoint file.
+        XCTAssertThrowsError(try Checkpoint.save(runDir: run, params: p, optimizer: opt, state: state(3),
+                                                 sideFiles: [HFSideFile(name: "state.json", bytes: [])]))
+    }
+
     func testLatestFallsBackWhenItNamesAMissingDirectory() throws {
         let run = try tempDir()
         let ck = run + "/checkpoints"
