@@ -2,7 +2,8 @@
 
 extension BPETokenizer {
     /// Reads the tokenizer from a GGUF file's metadata: `tokenizer.ggml.tokens`, `.merges`,
-    /// `.token_type`, `.bos_token_id` (optional), `.eos_token_id`, `.padding_token_id` (optional).
+    /// `.token_type`, `.bos_token_id` (optional), `.eos_token_id`, `.padding_token_id` (optional), and
+    /// `tokenizer.chat_template` (optional; picks `chatFormat`).
     /// Only GPT-2-style byte-level BPE with SmolLM2's pre-tokeniser is implemented
     /// (`tokenizer.ggml.model = gpt2`, `tokenizer.ggml.pre = smollm`).
     public convenience init(gguf: GGUFFile) throws {
@@ -20,7 +21,9 @@ extension BPETokenizer {
         try self.init(tokens: tokens, merges: merges, tokenTypes: types,
                       bos: try optionalInt("tokenizer.ggml.bos_token_id"),
                       eos: try gguf.int("tokenizer.ggml.eos_token_id"),
-                      pad: try optionalInt("tokenizer.ggml.padding_token_id"))
+                      pad: try optionalInt("tokenizer.ggml.padding_token_id"),
+                      chatTemplate: gguf.metadata["tokenizer.chat_template"] == nil
+                        ? nil : try gguf.string("tokenizer.chat_template"))
     }
 
     /// Convenience: open `path` and read its tokenizer.
