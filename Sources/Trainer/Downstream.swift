@@ -114,7 +114,7 @@ public enum Downstream {
             try model.checkContext(promptTokens: prompt.count, newTokens: maxNewTokens, what: "\(p.taskID)'s prompt")
         }
         let ids = sample(model: model, prompts: prompts, samples: samples, maxNewTokens: maxNewTokens,
-                         temperature: temperature, topP: topP, seed: seed, stop: [tokenizer.eos], promptKeys: promptKeys)
+                         temperature: temperature, topP: topP, seed: seed, stop: tokenizer.stopTokens, promptKeys: promptKeys)
         let completions = try ids.map { try $0.map { try tokenizer.decode($0) } }
         return (completions, try HumanEval.evaluate(problems: problems, completions: completions, sandbox: sandbox))
     }
@@ -153,9 +153,9 @@ public enum Downstream {
         return tokenizer.encode(text, allowSpecial: false)
     }
 
-    /// Where a one-line answer (a translation) ends: EOS or a newline token.
+    /// Where a one-line answer (a translation) ends: a stop token (EOS) or a newline token.
     public static func lineStops(_ tokenizer: BPETokenizer) -> Set<Int32> {
-        var stop: Set<Int32> = [tokenizer.eos]
+        var stop = tokenizer.stopTokens
         if let nl = tokenizer.id(of: "Ċ") { stop.insert(nl) }
         return stop
     }

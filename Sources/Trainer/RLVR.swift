@@ -42,7 +42,7 @@ public final class RLVRTask {
             self.sandbox = sandbox
             // As for HumanEval: the prompt without its trailing newline.
             prompts = problems.map { Downstream.codePrompt($0.modelPrompt, tokenizer: tokenizer) }
-            stop = [tokenizer.eos]
+            stop = tokenizer.stopTokens
         case .translation(let pairs):
             self.sandbox = nil
             prompts = pairs.map { tokenizer.encode($0.question, allowSpecial: false) }
