@@ -91,7 +91,7 @@ public final class BPETokenizer: Sendable {
     private let hasNonSpecialAdded: Bool
     private let hasNormalizedAdded: Bool
     /// The `tokenizer.json` pipeline; nil: SmolLM2's pre-tokeniser (`PreTokenizer`).
-    private let pipeline: PreTokenizerPipeline?
+    let pipeline: PreTokenizerPipeline?
     public let normalizer: TextNormalizer
     /// BPE `ignore_merges`: a pre-token that is itself in the model vocabulary is one id.
     public let ignoreMerges: Bool
@@ -120,19 +120,10 @@ public final class BPETokenizer: Sendable {
     ///   - bos, eos, pad: special ids (`pad` defaults to none).
     public convenience init(tokens: [String], merges: [String], tokenTypes: [Int], bos: Int?, eos: Int,
                             pad: Int? = nil, chatTemplate: String? = nil) throws {
-        var pairs: [(String, String)] = []
-        pairs.reserveCapacity(merges.count)
-        for (rank, m) in merges.enumerated() {
-            let parts = m.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw TokenizerError.malformedMerge(index: rank, merge: m)
-            }
-            pairs.append((String(parts[0]), String(parts[1])))
-        }
         var options = BPEOptions()
         options.chatTemplate = chatTemplate
-        try self.init(tokens: tokens, mergePairs: pairs, tokenTypes: tokenTypes, bos: bos, eos: eos, pad: pad,
-                      options: options)
+        try self.init(tokens: tokens, mergePairs: try Self.mergePairs(merges), tokenTypes: tokenTypes, bos: bos, eos: eos,
+                      pad: pad, options: options)
     }
 
     /// Builds a tokeniser from vocabulary arrays, merge pairs (rank = index) and `options` (the

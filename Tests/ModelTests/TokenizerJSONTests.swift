@@ -192,6 +192,56 @@ final class TokenizerJSONTests: XCTestCase {
         }
     }
 
+    // MARK: GGUF files of the families
+
+    /// A GGUF holding `f`'s vocabulary and merges with `pre` as `tokenizer.ggml.pre`.
+    func ggufCopy(_ f: Family, pre: String?, model: String = "gpt2") throws -> String {
+        let json = try TokenizerFamilies.tokenizer(f)
+        let file = try XCTUnwrap(JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: try TokenizerFamilies.tokenizerJSON(f)))) as? [String: Any])
+        let merges = try XCTUnwrap((file["model"] as? [String: Any])?["merges"] as? [[String]]).map { $0.joined(separator: " ") }
+        var g = TinyGGUF()
+        g.metadata = [("general.architecture", .string("llama")), ("tokenizer.ggml.model", .string(model)),
+                      ("tokenizer.ggml.tokens", .array(json.tokens.map { .string($0) })),
+                      ("tokenizer.ggml.merges", .array(merges.map { .string($0) })),
+                      ("tokenizer.ggml.token_type", .array(json.tokenTypes.map { .int32($0) })),
+                      ("tokenizer.ggml.eos_token_id", .uint32(UInt32(json.eos)))]
+        if let pre { g.metadata.append(("tokenizer.ggml.pre", .string(pre))) }
+        if let bos = json.bos {
+            g.metadata += [("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos))), ("tokenizer.ggml.add_bos_token", .bool(true))]
+        }
+        let path = TokenizerFamilies.workDir.appendingPathComponent("\(f)-\(pre ?? "none")-\(model).gguf").path
+        try Data(g.bytes()).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// GGUF files of the families (`tokenizer.ggml.pre` llama-bpe / qwen2) tokenise as their
+    /// tokenizer.json; the name is written back by `ggufPreTokenizer`; other models and
+    /// pre-tokenisers are refused by name.
+    func testGGUFPreTokenizersOfTheFamilies() throws {
+        // GGUF has no added-token flags: compare on text without the non-special added tokens.
+        let texts = (Self.randomTexts(count: 200, seed: 21) + TokenizerTests.trickyStrings).filter {
+            !$0.contains("<tool_call>") && !$0.contains("<mask>") && !$0.contains("caf")
+        } + (try TokenizerFixture.stdlibFiles().prefix(10).map(TokenizerFixture.readText))
+        for (f, pre) in [(Family.llama3, "llama-bpe"), (.qwen2, "qwen2")] {
+            let json = try TokenizerFamilies.tokenizer(f)
+            XCTAssertEqual(json.ggufPreTokenizer, pre)
+            let gguf = try BPETokenizer(ggufPath: try ggufCopy(f, pre: pre))
+            XCTAssertEqual(gguf.ggufPreTokenizer, pre)
+            XCTAssertEqual(gguf.addsBOS, f == .llama3)
+            for text in texts {
+                XCTAssertEqual(gguf.encode(text), json.encode(text), "\(f): \(String(reflecting: String(text.prefix(80))))")
+            }
+        }
+        XCTAssertEqual(try BPETokenizer(ggufPath: TokenizerFixture.modelPath).ggufPreTokenizer, "smollm")
+        XCTAssertThrowsError(try BPETokenizer(ggufPath: try ggufCopy(.qwen2, pre: "deepseek-llm"))) { e in
+            XCTAssertTrue("\(e)".contains("'tokenizer.ggml.pre' is 'deepseek-llm'; supported: smollm"), "\(e)")
+        }
+        XCTAssertThrowsError(try BPETokenizer(ggufPath: try ggufCopy(.qwen2, pre: "qwen2", model: "llama"))) { e in
+            XCTAssertTrue("\(e)".contains("'tokenizer.ggml.model' is 'llama'; only 'gpt2'"), "\(e)")
+        }
+    }
+
     // MARK: Special ids and chat formats
 
     func testSpecialIDsFromConfigFiles() throws {
