@@ -71,7 +71,7 @@ public final class BPETokenizer: Sendable {
 
     private let tokenToID: [String: Int32]
     /// (left id << 32 | right id) -> (rank << 32 | merged id).
-    private let merges: [UInt64: UInt64]
+    let merges: [UInt64: UInt64]
     /// Token id of each single byte; -1 where the vocabulary has no token for it.
     private let byteIDs: [Int32]
     /// Bytes the vocabulary has no token for (SmolLM2: 0x04 0x06 0x13 0x14 0x16 0x1D, and 0xC0
@@ -85,7 +85,7 @@ public final class BPETokenizer: Sendable {
     /// Added tokens matched in the text before pre-tokenisation, grouped by first byte, longest
     /// first. From GGUF: the control / user-defined tokens, as special tokens (matched only when
     /// `allowSpecial`); from `tokenizer.json`: its `added_tokens` with their flags.
-    private let addedByFirstByte: [[AddedTokenEntry]]
+    let addedByFirstByte: [[AddedTokenEntry]]
     /// Whether any added token is matched without `allowSpecial` (not special), and whether any
     /// is matched in the normalised text (`normalized`).
     private let hasNonSpecialAdded: Bool
@@ -96,12 +96,12 @@ public final class BPETokenizer: Sendable {
     /// BPE `ignore_merges`: a pre-token that is itself in the model vocabulary is one id.
     public let ignoreMerges: Bool
     /// Ids below this are the BPE model's own vocabulary (the rest are added tokens).
-    private let modelVocabularyEnd: Int
+    let modelVocabularyEnd: Int
     /// BPE `unk_token` (with `fuse_unk`) and `byte_fallback`, for bytes without a token.
-    private let unknown: Int32?
-    private let fuseUnknown: Bool
+    let unknown: Int32?
+    let fuseUnknown: Bool
     /// `<0xXX>` ids per byte when `byte_fallback` is on and all 256 exist.
-    private let byteFallbackIDs: [Int32]?
+    let byteFallbackIDs: [Int32]?
     /// Every id that ends a generation: `eos` plus `generation_config.json`'s `eos_token_id` list.
     public let stopTokens: Set<Int32>
     /// Whether the model expects BOS in front of a text (`add_bos_token`, or a post-processor

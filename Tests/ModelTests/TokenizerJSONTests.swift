@@ -242,6 +242,57 @@ final class TokenizerJSONTests: XCTestCase {
         }
     }
 
+    // MARK: Writing Hugging Face files
+
+    /// SmolLM2's GGUF tokenizer written as tokenizer.json / tokenizer_config.json: the library
+    /// and our reader give the GGUF tokenizer's ids; a family's tokenizer written back reads
+    /// back with the same ids, flags and special tokens.
+    func testWrittenHuggingFaceFilesReadBack() throws {
+        let smol = try BPETokenizer(ggufPath: TokenizerFixture.modelPath)
+        let dir = TokenizerFamilies.workDir.appendingPathComponent("smollm2-hf").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try smol.writeHuggingFaceFiles(directory: dir)
+        let back = try BPETokenizer(huggingFaceDirectory: dir)
+        XCTAssertEqual(back.vocabSize, smol.vocabSize)
+        XCTAssertEqual([back.bos, back.eos, back.pad], [smol.bos, smol.eos, smol.pad])
+        XCTAssertEqual(back.chatFormat, smol.chatFormat)
+        XCTAssertEqual(back.ggufPreTokenizer, "smollm")
+        let texts = TokenizerTests.trickyStrings + Self.randomTexts(count: 150, seed: 8)
+            + (try TokenizerFixture.stdlibFiles().prefix(15).map(TokenizerFixture.readText))
+        for special in [false, true] {
+            let library = try TokenizerFamilies.reference(dir + "/tokenizer.json", texts.map { .encode($0, special: special) },
+                                                          as: [Int32].self)
+            var failures = 0
+            for (text, ref) in zip(texts, library) {
+                let want = smol.encode(text, allowSpecial: special)
+                if want != ref || back.encode(text, allowSpecial: special) != want {
+                    failures += 1
+                    if failures <= 5 { XCTFail("special=\(special) \(String(reflecting: String(text.prefix(80)))): "
+                                               + firstDifference(want, ref)) }
+                }
+            }
+            XCTAssertEqual(failures, 0)
+        }
+
+        for f in Family.allCases {
+            let tok = try TokenizerFamilies.tokenizer(f)
+            let out = TokenizerFamilies.workDir.appendingPathComponent("\(f)-rewritten").path
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try tok.writeHuggingFaceFiles(directory: out)
+            let again = try BPETokenizer(huggingFaceDirectory: out)
+            XCTAssertEqual(again.addedTokens, tok.addedTokens)
+            XCTAssertEqual([again.bos, again.eos, again.pad], [tok.bos, tok.eos, tok.pad])
+            XCTAssertEqual(again.addsBOS, tok.addsBOS)
+            XCTAssertEqual(again.chatFormat, tok.chatFormat)
+            XCTAssertEqual(again.ggufPreTokenizer, tok.ggufPreTokenizer)
+            for text in Self.randomTexts(count: 150, seed: 31) + Self.specialStrings {
+                for special in [false, true] {
+                    XCTAssertEqual(again.encode(text, allowSpecial: special), tok.encode(text, allowSpecial: special), "\(f)")
+                }
+            }
+        }
+    }
+
     // MARK: Special ids and chat formats
 
     func testSpecialIDsFromConfigFiles() throws {
