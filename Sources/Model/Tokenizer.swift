@@ -310,6 +310,14 @@ public final class BPETokenizer: Sendable {
         return text.withUTF8 { encode(utf8: $0, allowSpecial: allowSpecial) }
     }
 
+    /// `text` as a model prompt: BOS first when the model expects it (`addsBOS`: Llama-3), then
+    /// the text with special-token strings read as text.
+    public func encodePrompt(_ text: String) -> [Int32] {
+        let ids = encode(text, allowSpecial: false)
+        guard addsBOS, let bos else { return ids }
+        return [bos] + ids
+    }
+
     /// Encodes UTF-8 `bytes`; invalid UTF-8 is first repaired to U+FFFD, as `String` would.
     public func encode(utf8 bytes: [UInt8], allowSpecial: Bool = false) -> [Int32] {
         encode(String(decoding: bytes, as: UTF8.self), allowSpecial: allowSpecial)

@@ -45,7 +45,7 @@ public final class RLVRTask {
             stop = tokenizer.stopTokens
         case .translation(let pairs):
             self.sandbox = nil
-            prompts = pairs.map { tokenizer.encode($0.question, allowSpecial: false) }
+            prompts = pairs.map { tokenizer.encodePrompt($0.question) }
             stop = Downstream.lineStops(tokenizer)
         }
         guard !prompts.isEmpty else { throw TrainerError.data("RLVR has no training questions") }

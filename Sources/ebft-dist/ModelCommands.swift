@@ -150,7 +150,7 @@ struct Generate: ParsableCommand {
         let tok = m.tokenizer
         let format = chat ? try tok.requireChatFormat() : nil
         let input = format?.encode(messages: [(role: "user", content: text)], addGenerationPrompt: true, tokenizer: tok)
-            ?? tok.encode(text, allowSpecial: false)
+            ?? tok.encodePrompt(text)
         guard !input.isEmpty else { throw ValidationError("the prompt has no tokens") }
         try m.model.checkContext(promptTokens: input.count, newTokens: maxNewTokens, what: "the prompt")
         let stop = format?.stopTokens(tok) ?? tok.stopTokens

@@ -304,6 +304,7 @@ final class TokenizerJSONTests: XCTestCase {
         XCTAssertEqual(llama.stopTokens, [try id(llama, "<|eot_id|>"), try id(llama, "<|end_of_text|>")])
         XCTAssertTrue(llama.addsBOS, "the TemplateProcessing post-processor starts with <|begin_of_text|>")
         XCTAssertTrue(llama.isSpecial(try id(llama, "<|eot_id|>")))
+        XCTAssertEqual(llama.encodePrompt("def f"), [try id(llama, "<|begin_of_text|>")] + llama.encode("def f"))
 
         let qwen = try TokenizerFamilies.tokenizer(.qwen2)
         XCTAssertNil(qwen.bos, "tokenizer_config.json: bos_token null")
@@ -311,6 +312,7 @@ final class TokenizerJSONTests: XCTestCase {
         XCTAssertEqual(qwen.pad, try id(qwen, "<|endoftext|>"))
         XCTAssertEqual(qwen.stopTokens, [try id(qwen, "<|im_end|>"), try id(qwen, "<|endoftext|>")])
         XCTAssertFalse(qwen.addsBOS)
+        XCTAssertEqual(qwen.encodePrompt("def f"), qwen.encode("def f"))
         XCTAssertEqual(qwen.normalizer, .nfc)
         let file = try XCTUnwrap(JSONSerialization.jsonObject(
             with: Data(contentsOf: URL(fileURLWithPath: try TokenizerFamilies.tokenizerJSON(.qwen2)))) as? [String: Any])
