@@ -47,7 +47,9 @@ public enum ChatFormat: Equatable, Sendable {
     case chatML(defaultSystem: String?)
     /// Llama-3: `<|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>`
     /// (content trimmed, as the Llama-3 template does); the generation prompt is the assistant
-    /// header.
+    /// header. The system preamble that the Llama-3.1 / 3.2 templates add by default ("Cutting
+    /// Knowledge Date: …", today's date, tool instructions) is not written: a system message is
+    /// only what the caller passes.
     case llama3
 
     /// Why `--chat` cannot be used with a tokenizer without a known format.

@@ -252,7 +252,10 @@ final class TokenizerJSONTests: XCTestCase {
         let dir = TokenizerFamilies.workDir.appendingPathComponent("smollm2-hf").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try smol.writeHuggingFaceFiles(directory: dir)
+        let t0 = Date()
         let back = try BPETokenizer(huggingFaceDirectory: dir)
+        print(String(format: "tokenizer.json of %d tokens and %d merges read in %.2f s", back.vocabSize,
+                     back.mergePairs.count, Date().timeIntervalSince(t0)))
         XCTAssertEqual(back.vocabSize, smol.vocabSize)
         XCTAssertEqual([back.bos, back.eos, back.pad], [smol.bos, smol.eos, smol.pad])
         XCTAssertEqual(back.chatFormat, smol.chatFormat)
