@@ -134,6 +134,42 @@ final class TokenizerJSONTests: XCTestCase {
                                  what: "NFC cases")
     }
 
+    /// The pipeline options the two families do not use, against the library on edited copies
+    /// of the Qwen2-style file: every Split behaviour and `invert` (regex and literal patterns),
+    /// Digits in runs, ByteLevel with `add_prefix_space` and its GPT-2 regex.
+    func testOtherPipelineOptionsMatchLibrary() throws {
+        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false]
+        var variants: [(String, Any)] = []
+        for behavior in ["Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"] {
+            for invert in [false, true] {
+                variants.append(("\(behavior)-\(invert)-regex", ["type": "Sequence", "pretokenizers": [
+                    ["type": "Split", "pattern": ["Regex": SplitPattern.llama3Regex], "behavior": behavior, "invert": invert],
+                    byteLevel]]))
+                variants.append(("\(behavior)-\(invert)-string", ["type": "Sequence", "pretokenizers": [
+                    ["type": "Split", "pattern": ["String": "e"], "behavior": behavior, "invert": invert], byteLevel]]))
+            }
+        }
+        variants.append(("digits-runs-prefix", ["type": "Sequence", "pretokenizers": [
+            ["type": "Digits", "individual_digits": false],
+            ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true]]]))
+        variants.append(("bytelevel-prefix-noregex", ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": false]))
+        variants.append(("gpt2", ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true]))
+        let texts = Self.randomTexts(count: 120, seed: 77) + ["e", "ee", "eXe", " e e ", "beekeeper", "12 345 6789"]
+        for (name, pre) in variants {
+            let path = try editedCopy("pipeline-\(name)") { $0["pre_tokenizer"] = pre }
+            let tok = try BPETokenizer(tokenizerJSON: path)
+            let expected = try TokenizerFamilies.reference(path, texts.map { .encode($0, special: true) }, as: [Int32].self)
+            var failures = 0
+            for (text, ref) in zip(texts, expected) where tok.encode(text, allowSpecial: true) != ref {
+                failures += 1
+                if failures <= 3 {
+                    XCTFail("\(name): \(String(reflecting: String(text.prefix(80)))): "
+                            + firstDifference(tok.encode(text, allowSpecial: true), ref))
+                }
+            }
+        }
+    }
+
     // MARK: Decoding
 
     /// decode(encode(text)) is the text (NFC for Qwen2), and our decode equals the library's.
