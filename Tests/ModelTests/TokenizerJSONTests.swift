@@ -170,6 +170,39 @@ final class TokenizerJSONTests: XCTestCase {
         }
     }
 
+    /// A byte without a token: dropped without `unk_token`, else the unknown token (once per
+    /// run with `fuse_unk`), as the library does. (The copy respells the token of a control
+    /// byte that no merge uses.)
+    func testBytesWithoutTokenMatchLibrary() throws {
+        let path = try TokenizerFamilies.tokenizerJSON(.qwen2)
+        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        let merges = try XCTUnwrap((root["model"] as? [String: Any])?["merges"] as? [[String]])
+        let used = Set(merges.flatMap { $0.flatMap { $0.unicodeScalars.map(\.value) } })
+        let byte = try XCTUnwrap((UInt8(1)...0x1F).first { !used.contains(ByteLevel.byteToScalar[Int($0)]) })
+        let spelling = String(Unicode.Scalar(ByteLevel.byteToScalar[Int(byte)])!)
+        let control = String(UnicodeScalar(byte))
+        let samples = ["a" + control + "b", control + control + "x", "x " + control + control + " y", "plain"]
+        let cases: [(String, String?, Bool)] = [("drop", nil, false), ("unk", "<unk>", false), ("fused-unk", "<unk>", true)]
+        for (name, unk, fuse) in cases {
+            let p = try editedCopy("bytes-\(name)") { root in
+                var m = root["model"] as! [String: Any]
+                var vocab = m["vocab"] as! [String: Any]
+                let id = vocab.removeValue(forKey: spelling)!
+                vocab["<unk>"] = id
+                m["vocab"] = vocab
+                m["unk_token"] = unk ?? NSNull()
+                m["fuse_unk"] = fuse
+                root["model"] = m
+            }
+            let tok = try BPETokenizer(tokenizerJSON: p)
+            XCTAssertFalse(tok.hasByteToken(byte))
+            let expected = try TokenizerFamilies.reference(p, samples.map { .encode($0, special: false) }, as: [Int32].self)
+            for (text, ref) in zip(samples, expected) {
+                XCTAssertEqual(tok.encode(text), ref, "\(name): \(String(reflecting: text))")
+            }
+        }
+    }
+
     // MARK: Decoding
 
     /// decode(encode(text)) is the text (NFC for Qwen2), and our decode equals the library's.
