@@ -71,7 +71,7 @@ public final class BPETokenizer: Sendable {
 
     private let tokenToID: [String: Int32]
     /// (left id << 32 | right id) -> (rank << 32 | merged id).
-    private let merges: [UInt64: UInt64]
+    let merges: [UInt64: UInt64]
     /// Token id of each single byte; -1 where the vocabulary has no token for it.
     private let byteIDs: [Int32]
     /// Bytes the vocabulary has no token for (SmolLM2: 0x04 0x06 0x13 0x14 0x16 0x1D, and 0xC0
@@ -82,9 +82,35 @@ public final class BPETokenizer: Sendable {
     /// The bytes each token decodes to: `decodedBytes[decodedOffsets[i] ..< decodedOffsets[i+1]]`.
     private let decodedBytes: [UInt8]
     private let decodedOffsets: [Int]
-    /// Literal texts of control / user-defined tokens, matched in text when `allowSpecial`;
-    /// grouped by first byte, longest first.
-    private let specialsByFirstByte: [[(bytes: [UInt8], id: Int32)]]
+    /// Added tokens matched in the text before pre-tokenisation, grouped by first byte, longest
+    /// first. From GGUF: the control / user-defined tokens, as special tokens (matched only when
+    /// `allowSpecial`); from `tokenizer.json`: its `added_tokens` with their flags.
+    let addedByFirstByte: [[AddedTokenEntry]]
+    /// Whether any added token is matched without `allowSpecial` (not special), and whether any
+    /// is matched in the normalised text (`normalized`).
+    private let hasNonSpecialAdded: Bool
+    private let hasNormalizedAdded: Bool
+    /// The `tokenizer.json` pipeline; nil: SmolLM2's pre-tokeniser (`PreTokenizer`).
+    let pipeline: PreTokenizerPipeline?
+    public let normalizer: TextNormalizer
+    /// BPE `ignore_merges`: a pre-token that is itself in the model vocabulary is one id.
+    public let ignoreMerges: Bool
+    /// Ids below this are the BPE model's own vocabulary (the rest are added tokens).
+    let modelVocabularyEnd: Int
+    /// BPE `unk_token` (with `fuse_unk`) and `byte_fallback`, for bytes without a token.
+    let unknown: Int32?
+    let fuseUnknown: Bool
+    /// `<0xXX>` ids per byte when `byte_fallback` is on and all 256 exist.
+    let byteFallbackIDs: [Int32]?
+    /// Every id that ends a generation: `eos` plus `generation_config.json`'s `eos_token_id` list.
+    public let stopTokens: Set<Int32>
+    /// Whether the model expects BOS in front of a text (`add_bos_token`, or a post-processor
+    /// template starting with it). `encode` never adds it; callers that build prompts do.
+    public let addsBOS: Bool
+    /// The chat prompt format the tokenizer's chat template / special tokens call for, if known.
+    public let chatFormat: ChatFormat?
+    /// The `chat_template` the format was read from, if any.
+    public let chatTemplate: String?
 
     /// Builds a tokeniser from plain vocabulary arrays (as stored in GGUF).
     /// - Parameters:
@@ -92,7 +118,18 @@ public final class BPETokenizer: Sendable {
     ///   - merges: `"left right"` strings; rank = index (lower merges first).
     ///   - tokenTypes: one GGUF token type per token (1 normal, 3 control, 4 user-defined, ...).
     ///   - bos, eos, pad: special ids (`pad` defaults to none).
-    public init(tokens: [String], merges: [String], tokenTypes: [Int], bos: Int?, eos: Int, pad: Int? = nil) throws {
+    public convenience init(tokens: [String], merges: [String], tokenTypes: [Int], bos: Int?, eos: Int,
+                            pad: Int? = nil, chatTemplate: String? = nil) throws {
+        var options = BPEOptions()
+        options.chatTemplate = chatTemplate
+        try self.init(tokens: tokens, mergePairs: try Self.mergePairs(merges), tokenTypes: tokenTypes, bos: bos, eos: eos,
+                      pad: pad, options: options)
+    }
+
+    /// Builds a tokeniser from vocabulary arrays, merge pairs (rank = index) and `options` (the
+    /// `tokenizer.json` pipeline; the defaults are SmolLM2's GGUF tokeniser).
+    public init(tokens: [String], mergePairs merges: [(String, String)], tokenTypes: [Int], bos: Int?, eos: Int,
+                pad: Int? = nil, options: BPEOptions) throws {
         guard !tokens.isEmpty else { throw TokenizerError.emptyVocabulary }
         guard tokens.count < Int(Int32.max) else { throw TokenizerError.vocabularyTooLarge(count: tokens.count) }
         guard merges.count < Int(Int32.max) else { throw TokenizerError.tooManyMerges(count: merges.count) }
@@ -121,12 +158,9 @@ public final class BPETokenizer: Sendable {
 
         var mergeTable: [UInt64: UInt64] = [:]
         mergeTable.reserveCapacity(merges.count)
-        for (rank, m) in merges.enumerated() {
-            let parts = m.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw TokenizerError.malformedMerge(index: rank, merge: m)
-            }
-            let left = String(parts[0]), right = String(parts[1])
+        for (rank, (left, right)) in merges.enumerated() {
+            let m = left + " " + right
+            guard !left.isEmpty, !right.isEmpty else { throw TokenizerError.malformedMerge(index: rank, merge: m) }
             guard let l = tokenToID[left] else {
                 throw TokenizerError.mergeTokenNotInVocabulary(index: rank, merge: m, token: left)
             }
@@ -145,13 +179,30 @@ public final class BPETokenizer: Sendable {
         var decodedBytes: [UInt8] = []
         var decodedOffsets: [Int] = [0]
         decodedOffsets.reserveCapacity(tokens.count + 1)
-        var specials: [[(bytes: [UInt8], id: Int32)]] = Array(repeating: [], count: 256)
+        var added: [[AddedTokenEntry]] = Array(repeating: [], count: 256)
+        if let list = options.addedTokens {
+            for a in list {
+                guard (0..<tokens.count).contains(a.id) else {
+                    throw TokenizerError.specialTokenOutOfRange(name: "added token \(String(reflecting: a.content))",
+                                                                id: a.id, vocabSize: tokens.count)
+                }
+                // A normalised token matches its normalised spelling in the normalised text.
+                let bytes = Array((a.normalized ? options.normalizer.apply(a.content) : a.content).utf8)
+                if !bytes.isEmpty { added[Int(bytes[0])].append(AddedTokenEntry(bytes: bytes, id: Int32(a.id), token: a)) }
+            }
+        }
         for (i, t) in tokens.enumerated() {
             let type = tokenTypes[i]
-            if type == TokenType.control.rawValue || type == TokenType.userDefined.rawValue {
+            let isAdded = type == TokenType.control.rawValue || type == TokenType.userDefined.rawValue
+            if isAdded && options.addedTokens == nil {
                 let bytes = Array(t.utf8)
-                decodedBytes += bytes
-                if !bytes.isEmpty { specials[Int(bytes[0])].append((bytes, Int32(i))) }
+                if !bytes.isEmpty {
+                    let token = AddedToken(content: t, id: i, special: true, normalized: false)
+                    added[Int(bytes[0])].append(AddedTokenEntry(bytes: bytes, id: Int32(i), token: token))
+                }
+            }
+            if isAdded && !options.byteLevelDecodesAddedTokens {
+                decodedBytes += Array(t.utf8)
             } else if let bytes = ByteLevel.decode(t) {
                 decodedBytes += bytes
             } else {
@@ -159,7 +210,31 @@ public final class BPETokenizer: Sendable {
             }
             decodedOffsets.append(decodedBytes.count)
         }
-        for k in 0..<256 { specials[k].sort { $0.bytes.count > $1.bytes.count } }
+        // Longest first; among equal lengths the first listed (the reference's leftmost-longest
+        // matcher takes the first pattern of equal matches).
+        for k in 0..<256 {
+            added[k] = added[k].enumerated().sorted {
+                $0.element.bytes.count != $1.element.bytes.count
+                    ? $0.element.bytes.count > $1.element.bytes.count : $0.offset < $1.offset
+            }.map(\.element)
+        }
+        let allAdded = added.joined()
+        if let u = options.unknownToken, !(0..<tokens.count).contains(u) {
+            throw TokenizerError.specialTokenOutOfRange(name: "unk", id: u, vocabSize: tokens.count)
+        }
+        var fallback: [Int32]? = nil
+        if options.byteFallback {
+            let ids = (0..<256).map { tokenToID[String(format: "<0x%02X>", $0)] ?? -1 }
+            if !ids.contains(-1) { fallback = ids }
+        }
+        let modelEnd = min(options.modelVocabularySize ?? tokens.count, tokens.count)
+        var stops: Set<Int32> = [Int32(eos)]
+        for s in options.extraStopTokens {
+            guard (0..<tokens.count).contains(s) else {
+                throw TokenizerError.specialTokenOutOfRange(name: "stop", id: s, vocabSize: tokens.count)
+            }
+            stops.insert(Int32(s))
+        }
 
         self.tokens = tokens
         self.tokenTypes = tokenTypes.map { Int32(truncatingIfNeeded: $0) }
@@ -172,7 +247,20 @@ public final class BPETokenizer: Sendable {
         self.unrepresentableBytes = (0..<256).filter { byteIDs[$0] < 0 }.map { UInt8($0) }
         self.decodedBytes = decodedBytes
         self.decodedOffsets = decodedOffsets
-        self.specialsByFirstByte = specials
+        self.addedByFirstByte = added
+        self.hasNonSpecialAdded = allAdded.contains { !$0.token.special }
+        self.hasNormalizedAdded = allAdded.contains { $0.token.normalized }
+        self.pipeline = options.preTokenizer.map { PreTokenizerPipeline(steps: $0) }
+        self.normalizer = options.normalizer
+        self.ignoreMerges = options.ignoreMerges
+        self.modelVocabularyEnd = modelEnd
+        self.unknown = options.unknownToken.map { Int32($0) }
+        self.fuseUnknown = options.fuseUnknown
+        self.byteFallbackIDs = fallback
+        self.stopTokens = stops
+        self.addsBOS = options.addsBOS && bos != nil
+        self.chatTemplate = options.chatTemplate
+        self.chatFormat = ChatFormat.detect(template: options.chatTemplate, hasToken: { tokenToID[$0] != nil })
     }
 
     // MARK: Lookup
@@ -222,14 +310,35 @@ public final class BPETokenizer: Sendable {
         return text.withUTF8 { encode(utf8: $0, allowSpecial: allowSpecial) }
     }
 
+    /// `text` as a model prompt: BOS first when the model expects it (`addsBOS`: Llama-3), then
+    /// the text with special-token strings read as text.
+    public func encodePrompt(_ text: String) -> [Int32] {
+        let ids = encode(text, allowSpecial: false)
+        guard addsBOS, let bos else { return ids }
+        return [bos] + ids
+    }
+
     /// Encodes UTF-8 `bytes`; invalid UTF-8 is first repaired to U+FFFD, as `String` would.
     public func encode(utf8 bytes: [UInt8], allowSpecial: Bool = false) -> [Int32] {
         encode(String(decoding: bytes, as: UTF8.self), allowSpecial: allowSpecial)
     }
 
-    /// The pre-tokenisation pieces of `text` (no special-token handling), for inspection.
+    /// The pre-tokenisation pieces of `text` (no special-token handling, no normalisation), for
+    /// inspection; a space added by `ByteLevel`'s `add_prefix_space` is included.
     public func preTokenize(_ text: String) -> [String] {
         var text = text
+        if let pipeline {
+            return text.withUTF8 { buf in
+                var t = ScalarText()
+                t.load(buf)
+                var pieces: [String] = []
+                pipeline.run(t) { s, e, prefixSpace in
+                    let piece = UnsafeBufferPointer(rebasing: buf[t.offsets[s]..<t.offsets[e]])
+                    pieces.append((prefixSpace ? " " : "") + String(decoding: piece, as: UTF8.self))
+                }
+                return pieces
+            }
+        }
         return text.withUTF8 { buf in
             var classes: [ScalarClass] = [], starts: [Int] = []
             var pieces: [String] = []
@@ -244,40 +353,128 @@ public final class BPETokenizer: Sendable {
         var ws = Workspace()
         var out: [Int32] = []
         out.reserveCapacity(buf.count / 3 + 8)
-        guard allowSpecial else {
-            encodeOrdinary(buf, into: &out, ws: &ws)
-            return out
-        }
-        var segmentStart = 0
-        var p = 0
-        let n = buf.count
-        while p < n {
-            let candidates = specialsByFirstByte[Int(buf[p])]
-            var matched: (length: Int, id: Int32)? = nil
-            for c in candidates where c.bytes.count <= n - p {
-                var k = 1
-                while k < c.bytes.count && buf[p + k] == c.bytes[k] { k += 1 }
-                if k == c.bytes.count { matched = (k, c.id); break }
-            }
-            if let m = matched {
-                if segmentStart < p {
-                    encodeOrdinary(UnsafeBufferPointer(rebasing: buf[segmentStart..<p]), into: &out, ws: &ws)
+        // 1. Added tokens written literally in the raw text; 2. normalise each remaining segment
+        // and match the normalised added tokens in it; 3. pre-tokenise and merge the rest (the
+        // reference's `AddedVocabulary::extract_and_normalize`, then the model).
+        splitOnAdded(buf, normalized: false, allowSpecial: allowSpecial, out: &out) { segment, out in
+            if normalizer == .none || !normalizer.mayChange(segment) {
+                splitOnAdded(segment, normalized: true, allowSpecial: allowSpecial, out: &out) { piece, out in
+                    encodeOrdinary(piece, into: &out, ws: &ws)
                 }
-                out.append(m.id)
-                p += m.length
-                segmentStart = p
-            } else {
-                p += 1
+                return
             }
-        }
-        if segmentStart < n {
-            encodeOrdinary(UnsafeBufferPointer(rebasing: buf[segmentStart..<n]), into: &out, ws: &ws)
+            var text = normalizer.apply(String(decoding: segment, as: UTF8.self))
+            text.withUTF8 { normalized in
+                splitOnAdded(normalized, normalized: true, allowSpecial: allowSpecial, out: &out) { piece, out in
+                    encodeOrdinary(piece, into: &out, ws: &ws)
+                }
+            }
         }
         return out
     }
 
+    /// The reference's `AddedVocabulary::find_matches`: leftmost-longest matches of the added
+    /// tokens whose `normalized` flag is `normalized`; a special token without `allowSpecial`, or
+    /// a `single_word` token touching a word character, is passed over (its text stays text);
+    /// `lstrip` / `rstrip` swallow the whitespace beside the token. Calls `text` with each
+    /// stretch between tokens and appends the token ids.
+    private func splitOnAdded(_ buf: UnsafeBufferPointer<UInt8>, normalized: Bool, allowSpecial: Bool,
+                              out: inout [Int32],
+                              text: (UnsafeBufferPointer<UInt8>, inout [Int32]) -> Void) {
+        let active = normalized ? hasNormalizedAdded : (allowSpecial || hasNonSpecialAdded)
+        let n = buf.count
+        guard active, n > 0 else {
+            if n > 0 { text(buf, &out) }
+            return
+        }
+        var startOffset = 0
+        var p = 0
+        while p < n {
+            var matched: AddedTokenEntry? = nil
+            for c in addedByFirstByte[Int(buf[p])] where c.bytes.count <= n - p && c.token.normalized == normalized {
+                var k = 1
+                while k < c.bytes.count && buf[p + k] == c.bytes[k] { k += 1 }
+                if k == c.bytes.count { matched = c; break }
+            }
+            guard let m = matched else {
+                p += 1
+                continue
+            }
+            var start = p, stop = p + m.bytes.count
+            p = stop
+            if m.token.special && !allowSpecial { continue }
+            if m.token.singleWord {
+                if start > 0 && Self.isWordScalar(Self.scalar(before: start, in: buf)) { continue }
+                if stop < n && Self.isWordScalar(Self.scalar(at: stop, in: buf)) { continue }
+            }
+            if m.token.lstrip {
+                var s = start
+                while s > 0 {
+                    let (v, len) = Self.scalarAndLength(before: s, in: buf)
+                    guard Self.isWhiteSpace(v) else { break }
+                    s -= len
+                }
+                start = max(s, startOffset)
+            }
+            if m.token.rstrip {
+                while stop < n {
+                    let (v, len) = Self.scalarAndLength(at: stop, in: buf)
+                    guard Self.isWhiteSpace(v) else { break }
+                    stop += len
+                }
+            }
+            guard start >= startOffset else { continue }  // overlaps a stripped stretch
+            if startOffset < start { text(UnsafeBufferPointer(rebasing: buf[startOffset..<start]), &out) }
+            out.append(m.id)
+            startOffset = stop
+            p = max(p, stop)
+        }
+        if startOffset < n { text(UnsafeBufferPointer(rebasing: buf[startOffset..<n]), &out) }
+    }
+
+    // Scalars around a byte offset of valid UTF-8 (for the added-token flags).
+    static func scalarAndLength(at p: Int, in buf: UnsafeBufferPointer<UInt8>) -> (UInt32, Int) {
+        let b0 = buf[p]
+        if b0 < 0x80 { return (UInt32(b0), 1) }
+        var value: UInt32, len: Int
+        if b0 >= 0xF0 { value = UInt32(b0 & 0x07); len = 4 }
+        else if b0 >= 0xE0 { value = UInt32(b0 & 0x0F); len = 3 }
+        else { value = UInt32(b0 & 0x1F); len = 2 }
+        len = max(1, min(len, buf.count - p))
+        for k in 1..<len { value = (value << 6) | UInt32(buf[p + k] & 0x3F) }
+        return (value, len)
+    }
+
+    static func scalarAndLength(before p: Int, in buf: UnsafeBufferPointer<UInt8>) -> (UInt32, Int) {
+        var s = p - 1
+        while s > 0 && p - s < 4 && buf[s] & 0xC0 == 0x80 { s -= 1 }
+        return (scalarAndLength(at: s, in: buf).0, p - s)
+    }
+
+    static func scalar(at p: Int, in buf: UnsafeBufferPointer<UInt8>) -> UInt32 { scalarAndLength(at: p, in: buf).0 }
+    static func scalar(before p: Int, in buf: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        scalarAndLength(before: p, in: buf).0
+    }
+
+    /// Rust regex `\s`: Unicode White_Space.
+    static func isWhiteSpace(_ v: UInt32) -> Bool { Unicode.Scalar(v)?.properties.isWhitespace ?? false }
+
+    /// Rust regex `\w` (Unicode): Alphabetic, marks, decimal numbers, connector punctuation,
+    /// Join_Control.
+    static func isWordScalar(_ v: UInt32) -> Bool {
+        guard let s = Unicode.Scalar(v) else { return false }
+        let p = s.properties
+        if p.isAlphabetic || p.isJoinControl { return true }
+        switch p.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .connectorPunctuation: return true
+        default: return false
+        }
+    }
+
     /// Scratch state of one `encode` call, including the per-piece cache.
     struct Workspace {
+        var text = ScalarText()
+        var prefixed: [UInt8] = []
         var classes: [ScalarClass] = []
         var starts: [Int] = []
         var symbols: [Int32] = []
@@ -298,38 +495,92 @@ public final class BPETokenizer: Sendable {
     }
 
     private func encodeOrdinary(_ buf: UnsafeBufferPointer<UInt8>, into out: inout [Int32], ws: inout Workspace) {
-        // The scratch buffers of the split are moved out of `ws` so that the closure below may
-        // use `ws` freely (exclusive access).
-        var classes = ws.classes, starts = ws.starts
-        ws.classes = []; ws.starts = []
-        defer { ws.classes = classes; ws.starts = starts }
-        PreTokenizer.split(buf, classes: &classes, starts: &starts) { start, end in
-            let len = end - start
-            if len == 1 {
-                let id = byteIDs[Int(buf[start])]
-                if id >= 0 { out.append(id) }
+        guard let pipeline else {
+            // The scratch buffers of the split are moved out of `ws` so that the closure below may
+            // use `ws` freely (exclusive access).
+            var classes = ws.classes, starts = ws.starts
+            ws.classes = []; ws.starts = []
+            defer { ws.classes = classes; ws.starts = starts }
+            PreTokenizer.split(buf, classes: &classes, starts: &starts) { start, end in
+                encodePiece(buf, start, end, into: &out, ws: &ws)
+            }
+            return
+        }
+        var text = ws.text
+        ws.text = ScalarText()
+        defer { ws.text = text }
+        text.load(buf)
+        pipeline.run(text) { s, e, prefixSpace in
+            let a = text.offsets[s], b = text.offsets[e]
+            if prefixSpace {
+                var bytes = ws.prefixed
+                ws.prefixed = []
+                bytes.removeAll(keepingCapacity: true)
+                bytes.append(0x20)
+                bytes += buf[a..<b]
+                bytes.withUnsafeBufferPointer { encodePiece($0, 0, $0.count, into: &out, ws: &ws) }
+                ws.prefixed = bytes
+            } else {
+                encodePiece(buf, a, b, into: &out, ws: &ws)
+            }
+        }
+    }
+
+    /// One pre-token `buf[start..<end]`: its ids from the per-call cache, or merged.
+    private func encodePiece(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int,
+                             into out: inout [Int32], ws: inout Workspace) {
+        let len = end - start
+        if len == 1 {
+            let id = byteIDs[Int(buf[start])]
+            if id >= 0 {
+                out.append(id)
+            } else {
+                var symbols: [Int32] = []
+                appendMissingByte(buf[start], into: &symbols)
+                out += symbols
+            }
+            return
+        }
+        if len <= 15 {
+            var key = PieceKey()
+            for k in 0..<len {
+                let v = UInt64(buf[start + k])
+                if k < 8 { key.a |= v << (8 * UInt64(k)) } else { key.b |= v << (8 * UInt64(k - 8)) }
+            }
+            key.b |= UInt64(len) << 56
+            if let r = ws.cache[key] {
+                let s = Int(r >> 32), c = Int(r & 0xFFFF_FFFF)
+                out += ws.cacheStore[s..<s + c]
                 return
             }
-            if len <= 15 {
-                var key = PieceKey()
-                for k in 0..<len {
-                    let v = UInt64(buf[start + k])
-                    if k < 8 { key.a |= v << (8 * UInt64(k)) } else { key.b |= v << (8 * UInt64(k - 8)) }
-                }
-                key.b |= UInt64(len) << 56
-                if let r = ws.cache[key] {
-                    let s = Int(r >> 32), c = Int(r & 0xFFFF_FFFF)
-                    out += ws.cacheStore[s..<s + c]
-                    return
-                }
-                let before = out.count
-                mergePiece(UnsafeBufferPointer(rebasing: buf[start..<end]), into: &out, ws: &ws)
-                let s = ws.cacheStore.count
-                ws.cacheStore += out[before...]
-                ws.cache[key] = UInt64(s) << 32 | UInt64(out.count - before)
-                return
-            }
-            mergePiece(UnsafeBufferPointer(rebasing: buf[start..<end]), into: &out, ws: &ws)
+            let before = out.count
+            mergeWord(UnsafeBufferPointer(rebasing: buf[start..<end]), into: &out, ws: &ws)
+            let s = ws.cacheStore.count
+            ws.cacheStore += out[before...]
+            ws.cache[key] = UInt64(s) << 32 | UInt64(out.count - before)
+            return
+        }
+        mergeWord(UnsafeBufferPointer(rebasing: buf[start..<end]), into: &out, ws: &ws)
+    }
+
+    /// `ignore_merges`: a pre-token in the model vocabulary is that one id; else the merges.
+    private func mergeWord(_ piece: UnsafeBufferPointer<UInt8>, into out: inout [Int32], ws: inout Workspace) {
+        if ignoreMerges, let id = tokenToID[ByteLevel.encode(piece)], Int(id) < modelVocabularyEnd {
+            out.append(id)
+            return
+        }
+        mergePiece(piece, into: &out, ws: &ws)
+    }
+
+    /// A byte without a token, appended to a word's `symbols`: its `<0xXX>` tokens
+    /// (`byte_fallback`), else the unknown token (once for a run with `fuse_unk`), else nothing
+    /// (the reference drops it).
+    private func appendMissingByte(_ byte: UInt8, into out: inout [Int32]) {
+        if let fb = byteFallbackIDs {
+            // The reference falls back on the UTF-8 bytes of the byte's vocabulary character.
+            for b in String(Unicode.Scalar(ByteLevel.byteToScalar[Int(byte)])!).utf8 { out.append(fb[Int(b)]) }
+        } else if let u = unknown {
+            if !(fuseUnknown && out.last == u) { out.append(u) }
         }
     }
 
@@ -346,7 +597,7 @@ public final class BPETokenizer: Sendable {
         ws.symbols.removeAll(keepingCapacity: true)
         for b in piece {
             let id = byteIDs[Int(b)]
-            if id >= 0 { ws.symbols.append(id) }
+            if id >= 0 { ws.symbols.append(id) } else { appendMissingByte(b, into: &ws.symbols) }
         }
         var n = ws.symbols.count
         if n <= 1 {

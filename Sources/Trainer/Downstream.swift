@@ -114,7 +114,7 @@ public enum Downstream {
             try model.checkContext(promptTokens: prompt.count, newTokens: maxNewTokens, what: "\(p.taskID)'s prompt")
         }
         let ids = sample(model: model, prompts: prompts, samples: samples, maxNewTokens: maxNewTokens,
-                         temperature: temperature, topP: topP, seed: seed, stop: [tokenizer.eos], promptKeys: promptKeys)
+                         temperature: temperature, topP: topP, seed: seed, stop: tokenizer.stopTokens, promptKeys: promptKeys)
         let completions = try ids.map { try $0.map { try tokenizer.decode($0) } }
         return (completions, try HumanEval.evaluate(problems: problems, completions: completions, sandbox: sandbox))
     }
@@ -131,7 +131,7 @@ public enum Downstream {
     /// The cleaned hypothesis (first line) for every pair; keys as in `humanEvalRun`.
     public static func translations(model: Transformer, tokenizer: BPETokenizer, pairs: [QAPair], promptKeys: [UInt64]?,
                                     maxNewTokens: Int, temperature: Float, topP: Float, seed: UInt64) throws -> [String] {
-        let prompts = pairs.map { tokenizer.encode($0.question, allowSpecial: false) }
+        let prompts = pairs.map { tokenizer.encodePrompt($0.question) }
         for (i, prompt) in prompts.enumerated() {
             try model.checkContext(promptTokens: prompt.count, newTokens: maxNewTokens,
                                    what: "translation pair \(i)'s prompt")
@@ -146,16 +146,17 @@ public enum Downstream {
     /// The reference translation of a pair (its answer without the leading space).
     public static func reference(_ pair: QAPair) -> String { pair.answer.trimmingCharacters(in: .whitespaces) }
 
-    /// A code prompt's tokens, without its trailing newlines (see `humanEvalRun`).
+    /// A code prompt's tokens, without its trailing newlines (see `humanEvalRun`); BOS first
+    /// when the model expects it.
     public static func codePrompt(_ prompt: String, tokenizer: BPETokenizer) -> [Int32] {
         var text = prompt
         while text.last == "\n" { text.removeLast() }
-        return tokenizer.encode(text, allowSpecial: false)
+        return tokenizer.encodePrompt(text)
     }
 
-    /// Where a one-line answer (a translation) ends: EOS or a newline token.
+    /// Where a one-line answer (a translation) ends: a stop token (EOS) or a newline token.
     public static func lineStops(_ tokenizer: BPETokenizer) -> Set<Int32> {
-        var stop: Set<Int32> = [tokenizer.eos]
+        var stop = tokenizer.stopTokens
         if let nl = tokenizer.id(of: "Ċ") { stop.insert(nl) }
         return stop
     }

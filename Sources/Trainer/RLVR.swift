@@ -42,10 +42,10 @@ public final class RLVRTask {
             self.sandbox = sandbox
             // As for HumanEval: the prompt without its trailing newline.
             prompts = problems.map { Downstream.codePrompt($0.modelPrompt, tokenizer: tokenizer) }
-            stop = [tokenizer.eos]
+            stop = tokenizer.stopTokens
         case .translation(let pairs):
             self.sandbox = nil
-            prompts = pairs.map { tokenizer.encode($0.question, allowSpecial: false) }
+            prompts = pairs.map { tokenizer.encodePrompt($0.question) }
             stop = Downstream.lineStops(tokenizer)
         }
         guard !prompts.isEmpty else { throw TrainerError.data("RLVR has no training questions") }

@@ -54,9 +54,10 @@ public final class RunContext {
                 tokenizer = try BPETokenizer(gguf: gguf)
                 initial = try ParameterStore.load(gguf: gguf)
             } else {
-                // One of our checkpoints / an HF directory: weights from it, tokenizer from SmolLM2.
-                tokenizer = try BPETokenizer(gguf: GGUFFile(path: try ModelLocator.defaultGGUF()))
+                // One of our checkpoints / an HF directory: weights and tokenizer from it.
                 initial = try ModelSource.load(path, log: { log("warning: " + $0) }) // a checkpoint is verified
+                tokenizer = try BPETokenizer.forModel(at: path, log: { log("warning: " + $0) })
+                try tokenizer.checkFits(modelVocabulary: initial.config.vocabSize, model: path)
             }
         }
         log("model \(modelPath): \(initial.config.layers) layers, d=\(initial.config.dim), \(initial.count) parameters")

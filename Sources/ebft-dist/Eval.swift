@@ -35,8 +35,9 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let path = try resolveModelPath(model)
-        let tokenizer = try BPETokenizer(gguf: GGUFFile(path: try ModelLocator.defaultGGUF()))
         let m = Transformer(parameters: try ModelSource.load(path, log: { emitError("warning: " + $0) }))
+        let tokenizer = try BPETokenizer.forModel(at: path, log: { emitError("warning: " + $0) })
+        try tokenizer.checkFits(modelVocabulary: m.config.vocabSize, model: path)
         let start = Date()
         var result: [String: Any] = ["task": task, "model": path]
         var set: EvalSet?

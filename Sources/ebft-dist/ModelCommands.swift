@@ -21,7 +21,8 @@ func resolveModelPath(_ path: String?) throws -> String {
 
 /// A model and its tokenizer: a GGUF file (default: the installed SmolLM2) with its own
 /// tokenizer, or a Hugging Face / checkpoint / run directory (see `resolveModelPath`; a
-/// checkpoint is verified against its checksums) with SmolLM2's tokenizer.
+/// checkpoint is verified against its checksums) with its own tokenizer.json
+/// (`BPETokenizer.forModel`).
 struct LoadedModel {
     let path: String
     let tokenizer: BPETokenizer
@@ -35,8 +36,9 @@ struct LoadedModel {
             tokenizer = try BPETokenizer(gguf: gguf)
             model = Transformer(parameters: try ParameterStore.load(gguf: gguf))
         } else {
-            tokenizer = try BPETokenizer(gguf: GGUFFile(path: try ModelLocator.defaultGGUF()))
             model = Transformer(parameters: try ModelSource.load(p, log: { emitError("warning: " + $0) }))
+            tokenizer = try BPETokenizer.forModel(at: p, log: { emitError("warning: " + $0) })
+            try tokenizer.checkFits(modelVocabulary: model.config.vocabSize, model: p)
         }
     }
 }
@@ -126,7 +128,8 @@ struct Generate: ParsableCommand {
     @Option(help: "Model: GGUF file, checkpoint or run directory; default: the installed SmolLM2.") var model: String?
     @Option(help: "The prompt text.") var prompt: String?
     @Option(help: "Read the prompt from this UTF-8 file instead.") var promptFile: String?
-    @Flag(help: "Wrap the prompt as a ChatML user message and stop at <|im_end|>.") var chat = false
+    @Flag(help: "Wrap the prompt as a user message in the model's chat format (ChatML or Llama-3) and stop at the end of the turn.")
+    var chat = false
     @Option(help: "Tokens to generate at most.") var maxNewTokens = 64
     @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0.6
     @Option(help: "Nucleus (top-p) mass.") var topP: Float = 0.95
@@ -145,11 +148,12 @@ struct Generate: ParsableCommand {
             ?? prompt ?? ""
         let m = try LoadedModel(path: model)
         let tok = m.tokenizer
-        let input = chat ? ChatML.encode(messages: [(role: "user", content: text)], addGenerationPrompt: true, tokenizer: tok)
-                         : tok.encode(text, allowSpecial: false)
+        let format = chat ? try tok.requireChatFormat() : nil
+        let input = format?.encode(messages: [(role: "user", content: text)], addGenerationPrompt: true, tokenizer: tok)
+            ?? tok.encodePrompt(text)
         guard !input.isEmpty else { throw ValidationError("the prompt has no tokens") }
         try m.model.checkContext(promptTokens: input.count, newTokens: maxNewTokens, what: "the prompt")
-        let stop: Set<Int32> = chat ? Set([tok.id(of: ChatML.imEnd), tok.eos].compactMap { $0 }) : [tok.eos]
+        let stop = format?.stopTokens(tok) ?? tok.stopTokens
         var stream = TokenStreamDecoder(tokenizer: tok)
         var out: [Int32] = []
         if maxNewTokens > 0 {
