@@ -125,7 +125,12 @@ public final class Trainer {
     public func run(evalOnly: Bool = false) throws {
         let c = context.config
         if let resume { try restore(from: resume) }
-        if rank == 0 { metrics = try JSONLWriter(path: c.runDir + "/metrics.jsonl") }
+        if rank == 0 {
+            // The TensorBoard event file mirrors metrics.jsonl (its carried-over records first).
+            let m = try JSONLWriter(path: c.runDir + "/metrics.jsonl")
+            m.tensorboard = try TensorBoardWriter.mirroring(metricsFile: m.path, directory: c.runDir)
+            metrics = m
+        }
         if rank == 0, resume != nil, let m = metrics { replayDivergence(metricsFile: m.path) }
         if evalOnly {
             var times = PhaseTimes(), bytes = 0.0
