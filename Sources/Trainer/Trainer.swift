@@ -308,6 +308,11 @@ public final class Trainer {
         var ls = LearnerStats()
         var opt: PolicyOptimizer.Result?
         if role.isLearner, let learner, var optimizer {
+            // The local copy must own Adam's moments alone: with `self.optimizer` still holding
+            // them, the update's first write would copy m and v (2 × 4 bytes per parameter, into
+            // freshly faulted pages) before touching them. It is handed back however the block ends.
+            self.optimizer = nil
+            defer { self.optimizer = optimizer }
             batch.sort { (position[$0.chunkID] ?? 0, $0.sample) < (position[$1.chunkID] ?? 0, $1.sample) }
             watchdog?.enter("backward", step: t)
             if let lc = groups.learners, lc.size > 1 {
@@ -327,9 +332,8 @@ public final class Trainer {
             }
             watchdog?.enter("optimizer", step: t)
             opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
-            self.optimizer = optimizer
             if rank == 0, let o = opt, o.applied {
-                noiseEstimate = times.time("optimizer") { gradientNoise(optimizer, gradNorm: o.gradNorm, chunks: chunks.count) }
+                noiseEstimate = gradientNoise(optimizer, o, chunks: chunks.count)
             }
             // A non-finite gradient skipped the update; `watchDivergence` stops every rank.
         }
@@ -411,13 +415,13 @@ public final class Trainer {
     /// The gradient signal-to-noise estimate after an applied step (rank 0, a learner): the
     /// clipped gradient's squared norm and the bias-corrected first moment's. The noise scale is
     /// in sequences (chunks × samples, or chunks for SFT, or questions × samples for RLVR).
-    func gradientNoise(_ opt: PolicyOptimizer, gradNorm: Double, chunks: Int) -> GradientNoise.Estimate? {
+    /// The moment's norm comes from the optimizer's fused pass (no extra pass over m).
+    func gradientNoise(_ opt: PolicyOptimizer, _ result: PolicyOptimizer.Result, chunks: Int) -> GradientNoise.Estimate? {
         let c = context.config
-        guard c.beta1 > 0 else { return nil }
+        guard c.beta1 > 0, let m = result.momentNorm else { return nil }
         if noiseTracker == nil { noiseTracker = GradientNoise(beta: c.beta1) }
-        let clipped = min(gradNorm, opt.maxGradNorm)
+        let clipped = min(result.gradNorm, opt.maxGradNorm)
         let step = opt.adam.step
-        let m = opt.adam.m.withUnsafeBufferPointer { GradClip.globalNorm($0.baseAddress!, count: $0.count) }
         let m2 = m * m / Foundation.pow(1 - Foundation.pow(c.beta1, Double(step)), 2)
         let batch = Double(c.method == "rlvr" ? c.rlvrQuestions * c.samplesPerChunk
                            : c.method == "sft" ? chunks : chunks * c.samplesPerChunk)
