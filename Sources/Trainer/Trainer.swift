@@ -137,6 +137,7 @@ public final class Trainer {
             try syncWeights(step: stepsDone, times: &times, bytes: &bytes)
             try evaluate(step: stepsDone)
             try evaluateDownstream(step: stepsDone)
+            try reportPeakMemory()
             watchdog?.leave()
             return
         }
@@ -162,7 +163,24 @@ public final class Trainer {
         if c.evalDownEvery > 0 && stepsDone == context.totalSteps && (stepsDone > 0 || c.evalDownStart) {
             try evaluateDownstream(step: stepsDone)
         }
+        try reportPeakMemory()
         watchdog?.leave()
+    }
+
+    /// Every rank's peak resident memory (VmHWM) at the end of the run, gathered to rank 0:
+    /// logged, and written as a `memory` record (`peak_rss_mb_rank<i>`, `peak_rss_mb_max`).
+    func reportPeakMemory() throws {
+        watchdog?.enter("peak memory", step: stepsDone, waitingOn: Array(0..<comm.size))
+        let all = try comm.allGather([PeakMemory.residentMiB()])
+        guard rank == 0 else { return }
+        var r = MetricsRecord()
+        r["step"] = Double(stepsDone)
+        r.set("kind", "memory")
+        r["peak_rss_mb_max"] = all.filter { !$0.isNaN }.max() ?? .nan
+        for (i, v) in all.enumerated() { r["peak_rss_mb_rank\(i)"] = v }
+        metrics?.write(r)
+        log("peak RSS (MiB): " + all.enumerated().map { "rank \($0.offset) (\(roles.role(of: $0.offset))) "
+            + String(format: "%.1f", $0.element) }.joined(separator: ", "))
     }
 
     // MARK: checkpoints
@@ -352,7 +370,8 @@ public final class Trainer {
             + [Double(generated), bytesSent, bytesReceived, adv.map(abs).reduce(0, +), Double(adv.count)]
             + [rl.rewardSum, Double(rl.rewards.count), rl.bestSum, Double(rl.questions), rl.stopped]
         try comm.allReduce(&sums, op: .sum)
-        var maxes = [ls.maxLogProbDrift, adv.max() ?? -.infinity, -(adv.min() ?? .infinity)]
+        let rss = PeakMemory.residentMiB()
+        var maxes: [Double] = [ls.maxLogProbDrift, adv.max() ?? -.infinity, -(adv.min() ?? .infinity), rss.isNaN ? 0 : rss]
         try comm.allReduce(&maxes, op: .max)
         let allTimes = try comm.allGather(Self.phases.map { times.seconds[$0] ?? 0 })
         watchdog?.leave()
@@ -401,6 +420,9 @@ public final class Trainer {
         r["bytes_received"] = tail[2]
         r["unwhitened_blocks"] = s.unwhitenedBlocks
         r["ranks"] = Double(comm.size)
+        // Peak resident memory so far (VmHWM, MiB): this rank's, and the largest of any rank's.
+        r["peak_rss_mb"] = rss
+        r["peak_rss_mb_max"] = maxes[3]
         // Per role, the slowest rank's time in each phase.
         for (roleName, members) in roleGroups() {
             for (i, p) in Self.phases.enumerated() {
