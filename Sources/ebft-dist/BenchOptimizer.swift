@@ -63,7 +63,8 @@ struct BenchOptimizer: ParsableCommand {
         let bandwidth = 2 * bytes / copy.best
         let floor = 7 * bytes / bandwidth
 
-        print("\(padRight("measurement", 30)) \(pad("best s", 9)) \(pad("median s", 9)) \(pad("GB/s", 7)) \(pad("× memcpy", 9))")
+        print("\(padRight("measurement", 30)) \(pad("best s", 9)) \(pad("median s", 9)) \(pad("GB/s", 7)) "
+              + pad("× memcpy", 9))
         func row(_ name: String, _ t: (best: Double, median: Double), moved: Double) {
             print("\(padRight(name, 30)) \(pad(fixed(t.best, 4), 9)) \(pad(fixed(t.median, 4), 9)) "
                   + "\(pad(fixed(moved / t.best / 1e9, 1), 7)) \(pad(fixed(t.best / floor, 2) + "×", 9))")

@@ -14,7 +14,8 @@ final class PeakMemoryEndToEndTests: XCTestCase {
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         var args = ["train"] + TrainerEndToEndTests.tiny + ["--run-dir", dir, "--set", "eval-every=0"]
         args[args.firstIndex(of: "--steps")! + 1] = "2"
-        args[args.firstIndex { $0.hasPrefix("model=random:") }!] = "model=random:dim=256,layers=4,heads=4,kv-heads=2,ffn=1024,seed=1"
+        args[args.firstIndex { $0.hasPrefix("model=random:") }!] =
+            "model=random:dim=256,layers=4,heads=4,kv-heads=2,ffn=1024,seed=1"
         let out = try MPIRun.run(np: 2, args.filter { $0 != "--quiet" }, timeout: 180)
         XCTAssertTrue(out.succeeded, "\(out)")
         let log = out.stdout + out.stderr

@@ -194,7 +194,7 @@ final class TrainerEndToEndTests: XCTestCase {
         let out = try MPIRun.run(np: 2, args + ["--run-dir", dir, "--eval-only"], timeout: 120)
         XCTAssertTrue(out.succeeded, "\(out)")
         let base = try metrics(dir)
-        XCTAssertEqual(base.compactMap { $0["kind"] as? String }, ["eval", "downstream"])
+        XCTAssertEqual(base.compactMap { $0["kind"] as? String }, ["eval", "downstream", "memory"])
         XCTAssertEqual(base[1]["bleu"] as? Double ?? -1, down[0]["bleu"] as? Double ?? -2, accuracy: 1e-9)
         XCTAssertEqual(base[0]["eval_ce"] as? Double ?? -1, runs[0][0]["eval_ce"] as? Double ?? -2, accuracy: 1e-6)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/checkpoints"))

@@ -111,12 +111,15 @@ final class FusedOptimizerTests: XCTestCase {
         let g = gradient(0, scale: 1)
         var naive = 0.0
         for x in g { naive += Double(x) * Double(x) }
-        let sums = [1, 2, 3, 4, 8].map { th in g.withUnsafeBufferPointer { GradClip.sumOfSquares($0.baseAddress!, count: count, threads: th) } }
+        let sums = [1, 2, 3, 4, 8].map { th in
+            g.withUnsafeBufferPointer { GradClip.sumOfSquares($0.baseAddress!, count: count, threads: th) }
+        }
         XCTAssertEqual(Set(sums).count, 1, "\(sums)")
         XCTAssertEqual(sums[0], naive, accuracy: 1e-12 * naive)
         // Fewer elements than a block, and none.
-        XCTAssertEqual([Float](arrayLiteral: 3, 4).withUnsafeBufferPointer { GradClip.globalNorm($0.baseAddress!, count: 2, threads: 4) }, 5)
-        XCTAssertEqual([Float]().withUnsafeBufferPointer { GradClip.sumOfSquares($0.baseAddress ?? UnsafePointer(bitPattern: 8)!, count: 0, threads: 2) }, 0)
+        let small: [Float] = [3, 4]
+        XCTAssertEqual(small.withUnsafeBufferPointer { GradClip.globalNorm($0.baseAddress!, count: 2, threads: 4) }, 5)
+        XCTAssertEqual(small.withUnsafeBufferPointer { GradClip.sumOfSquares($0.baseAddress!, count: 0, threads: 2) }, 0)
     }
 
     /// A non-finite gradient: no update, the step still counts, the gradient is zeroed.

@@ -19,7 +19,9 @@ final class PeakMemoryTests: XCTestCase {
         let bytes = 256 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
         defer { buffer.deallocate() }
-        for page in stride(from: 0, to: bytes, by: 4096) { buffer.storeBytes(of: UInt8(page >> 12 & 0xFF), toByteOffset: page, as: UInt8.self) }
+        for page in stride(from: 0, to: bytes, by: 4096) {
+            buffer.storeBytes(of: UInt8(page >> 12 & 0xFF), toByteOffset: page, as: UInt8.self)
+        }
         let peak = try XCTUnwrap(PeakMemory.residentBytes())
         XCTAssertGreaterThanOrEqual(peak, before + bytes - (16 << 20), "VmRSS before \(before), buffer \(bytes)")
         XCTAssertLessThanOrEqual(peak, Int(ProcessInfo.processInfo.physicalMemory))
