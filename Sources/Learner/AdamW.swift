@@ -66,25 +66,47 @@ public struct AdamW: Sendable {
         }
     }
 
+    /// The per-step constants of the update, formed as the reference forms them.
+    public struct Coefficients: Sendable {
+        public var stepSize: Float, invSqrtBc2: Float, decay: Float
+        public var b1: Float, b2: Float, a1: Float, a2: Float, eps: Float
+
+        public init(lr: Float, step: Int, config c: AdamWConfig) {
+            precondition(step >= 1, "AdamW step is 1-based, got \(step)")
+            // Bias corrections in Double, then Float (as the reference computes them in Python floats).
+            let bc1 = 1 - pow(c.beta1, Double(step))
+            let bc2 = 1 - pow(c.beta2, Double(step))
+            stepSize = Float(Double(lr) / bc1)
+            invSqrtBc2 = Float(1 / bc2.squareRoot())
+            decay = Float(1 - Double(lr) * c.weightDecay)
+            b1 = Float(c.beta1); b2 = Float(c.beta2); a1 = Float(1 - c.beta1); a2 = Float(1 - c.beta2)
+            eps = Float(c.eps)
+        }
+    }
+
     /// The update on raw buffers, for step `step` (1-based) — usable on any slice of a larger
     /// buffer (e.g. a learner's shard). Vectorised 8 floats at a time, scalar tail.
     public static func kernel(params p: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>,
                               m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
                               lr: Float, step: Int, config c: AdamWConfig) {
-        precondition(step >= 1, "AdamW step is 1-based, got \(step)")
-        // Bias corrections in Double, then Float (as the reference computes them in Python floats).
-        let bc1 = 1 - pow(c.beta1, Double(step))
-        let bc2 = 1 - pow(c.beta2, Double(step))
-        let stepSize = Float(Double(lr) / bc1)
-        let invSqrtBc2 = Float(1 / bc2.squareRoot())
-        let decay = Float(1 - Double(lr) * c.weightDecay)
-        let b1 = Float(c.beta1), b2 = Float(c.beta2), a1 = Float(1 - c.beta1), a2 = Float(1 - c.beta2)
-        let eps = Float(c.eps)
+        fusedKernel(params: p, grads: UnsafeMutablePointer(mutating: g), m: m, v: v, count: count,
+                    gradScale: 1, zeroGrads: false, k: Coefficients(lr: lr, step: step, config: c))
+    }
 
+    /// One pass over `count` elements: `g·gradScale` is the gradient of the update above; with
+    /// `zeroGrads` the gradient buffer is zeroed in the same pass (for the next accumulation).
+    /// Every element is computed by the same arithmetic in the 8-wide body and the scalar tail,
+    /// so a slice's result does not depend on where the slice starts.
+    @inline(__always)
+    static func fusedKernel(params p: UnsafeMutablePointer<Float>, grads g: UnsafeMutablePointer<Float>,
+                            m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
+                            gradScale s: Float, zeroGrads: Bool, k: Coefficients) {
+        let b1 = k.b1, b2 = k.b2, a1 = k.a1, a2 = k.a2, eps = k.eps
+        let decay = k.decay, stepSize = k.stepSize, invSqrtBc2 = k.invSqrtBc2
         typealias V8 = SIMD8<Float>
         var i = 0
         while i + 8 <= count {
-            let gi = UnsafeRawPointer(g + i).loadUnaligned(as: V8.self)
+            let gi = UnsafeRawPointer(g + i).loadUnaligned(as: V8.self) * s
             var mi = UnsafeRawPointer(m + i).loadUnaligned(as: V8.self)
             var vi = UnsafeRawPointer(v + i).loadUnaligned(as: V8.self)
             var pi = UnsafeRawPointer(p + i).loadUnaligned(as: V8.self)
@@ -95,15 +117,48 @@ public struct AdamW: Sendable {
             UnsafeMutableRawPointer(m + i).storeBytes(of: mi, as: V8.self)
             UnsafeMutableRawPointer(v + i).storeBytes(of: vi, as: V8.self)
             UnsafeMutableRawPointer(p + i).storeBytes(of: pi, as: V8.self)
+            if zeroGrads { UnsafeMutableRawPointer(g + i).storeBytes(of: V8(), as: V8.self) }
             i += 8
         }
         while i < count {
-            let gi = g[i]
+            let gi = g[i] * s
             let mi = b1 * m[i] + a1 * gi
             let vi = b2 * v[i] + a2 * gi * gi
             m[i] = mi; v[i] = vi
             p[i] = p[i] * decay - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
+            if zeroGrads { g[i] = 0 }
             i += 1
         }
+    }
+
+    /// The whole optimizer pass after the gradient norm, fused: clip (`g·gradScale`), the AdamW
+    /// update and zeroing the gradient, over `GradClip`'s blocks spread across `threads`, plus
+    /// Σ m² of the new first moment (summed as `GradClip.sumOfSquares` sums, from the block
+    /// while it is in cache). Advances `step`. Results do not depend on `threads`.
+    @discardableResult
+    public mutating func fusedUpdate(params: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>,
+                                     lr: Float, gradScale: Float, threads: Int) -> Double {
+        step += 1
+        let k = Coefficients(lr: lr, step: step, config: config)
+        let n = count, bs = GradClip.blockSize
+        var partial = [Double](repeating: 0, count: (n + bs - 1) / bs)
+        m.withUnsafeMutableBufferPointer { mb in
+            v.withUnsafeMutableBufferPointer { vb in
+                partial.withUnsafeMutableBufferPointer { out in
+                    let mp = mb.baseAddress!, vp = vb.baseAddress!, out = out
+                    GradClip.forEachBlockRun(count: n, threads: threads) { run in
+                        for b in run {
+                            let start = b * bs, len = min(bs, n - start)
+                            AdamW.fusedKernel(params: params + start, grads: grads + start, m: mp + start, v: vp + start,
+                                              count: len, gradScale: gradScale, zeroGrads: true, k: k)
+                            out[b] = GradClip.blockSumOfSquares(mp + start, count: len)
+                        }
+                    }
+                }
+            }
+        }
+        var sum = 0.0
+        for s in partial { sum += s }
+        return sum
     }
 }

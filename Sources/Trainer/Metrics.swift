@@ -53,6 +53,8 @@ public struct MetricsRecord: Sendable {
 public final class JSONLWriter {
     public let path: String
     private let handle: FileHandle
+    /// Where every record's numbers also go, as TensorBoard scalars (the trainer's rank 0 sets it).
+    public var tensorboard: TensorBoardWriter?
 
     public init(path: String) throws {
         self.path = path
@@ -71,6 +73,7 @@ public final class JSONLWriter {
     public func write(_ record: MetricsRecord) {
         handle.write((record.jsonLine() + "\n").data(using: .utf8)!)
         try? handle.synchronize()
+        tensorboard?.write(record)
     }
 }
 

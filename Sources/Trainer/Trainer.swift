@@ -127,13 +127,19 @@ public final class Trainer {
     public func run(evalOnly: Bool = false) throws {
         let c = context.config
         if let resume { try restore(from: resume) }
-        if rank == 0 { metrics = try JSONLWriter(path: c.runDir + "/metrics.jsonl") }
+        if rank == 0 {
+            // The TensorBoard event file mirrors metrics.jsonl (its carried-over records first).
+            let m = try JSONLWriter(path: c.runDir + "/metrics.jsonl")
+            m.tensorboard = try TensorBoardWriter.mirroring(metricsFile: m.path, directory: c.runDir)
+            metrics = m
+        }
         if rank == 0, resume != nil, let m = metrics { replayDivergence(metricsFile: m.path) }
         if evalOnly {
             var times = PhaseTimes(), bytes = 0.0
             try syncWeights(step: stepsDone, times: &times, bytes: &bytes)
             try evaluate(step: stepsDone)
             try evaluateDownstream(step: stepsDone)
+            try reportPeakMemory()
             watchdog?.leave()
             return
         }
@@ -159,7 +165,24 @@ public final class Trainer {
         if c.evalDownEvery > 0 && stepsDone == context.totalSteps && (stepsDone > 0 || c.evalDownStart) {
             try evaluateDownstream(step: stepsDone)
         }
+        try reportPeakMemory()
         watchdog?.leave()
+    }
+
+    /// Every rank's peak resident memory (VmHWM) at the end of the run, gathered to rank 0:
+    /// logged, and written as a `memory` record (`peak_rss_mb_rank<i>`, `peak_rss_mb_max`).
+    func reportPeakMemory() throws {
+        watchdog?.enter("peak memory", step: stepsDone, waitingOn: Array(0..<comm.size))
+        let all = try comm.allGather([PeakMemory.residentMiB()])
+        guard rank == 0 else { return }
+        var r = MetricsRecord()
+        r["step"] = Double(stepsDone)
+        r.set("kind", "memory")
+        r["peak_rss_mb_max"] = all.filter { !$0.isNaN }.max() ?? .nan
+        for (i, v) in all.enumerated() { r["peak_rss_mb_rank\(i)"] = v }
+        metrics?.write(r)
+        log("peak RSS (MiB): " + all.enumerated().map { "rank \($0.offset) (\(roles.role(of: $0.offset))) "
+            + String(format: "%.1f", $0.element) }.joined(separator: ", "))
     }
 
     // MARK: checkpoints
@@ -316,6 +339,11 @@ public final class Trainer {
         var ls = LearnerStats()
         var opt: PolicyOptimizer.Result?
         if role.isLearner, let learner, var optimizer {
+            // The local copy must own Adam's moments alone: with `self.optimizer` still holding
+            // them, the update's first write would copy m and v (2 × 4 bytes per parameter, into
+            // freshly faulted pages) before touching them. It is handed back however the block ends.
+            self.optimizer = nil
+            defer { self.optimizer = optimizer }
             batch.sort { (position[$0.chunkID] ?? 0, $0.sample) < (position[$1.chunkID] ?? 0, $1.sample) }
             watchdog?.enter("backward", step: t)
             if let lc = groups.learners, lc.size > 1 {
@@ -335,9 +363,8 @@ public final class Trainer {
             }
             watchdog?.enter("optimizer", step: t)
             opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
-            self.optimizer = optimizer
             if rank == 0, let o = opt, o.applied {
-                noiseEstimate = times.time("optimizer") { gradientNoise(optimizer, gradNorm: o.gradNorm, chunks: chunks.count) }
+                noiseEstimate = gradientNoise(optimizer, o, chunks: chunks.count)
             }
             // A non-finite gradient skipped the update; `watchDivergence` stops every rank.
         }
@@ -356,7 +383,8 @@ public final class Trainer {
             + [Double(generated), bytesSent, bytesReceived, adv.map(abs).reduce(0, +), Double(adv.count)]
             + [rl.rewardSum, Double(rl.rewards.count), rl.bestSum, Double(rl.questions), rl.stopped]
         try comm.allReduce(&sums, op: .sum)
-        var maxes = [ls.maxLogProbDrift, adv.max() ?? -.infinity, -(adv.min() ?? .infinity)]
+        let rss = PeakMemory.residentMiB()
+        var maxes: [Double] = [ls.maxLogProbDrift, adv.max() ?? -.infinity, -(adv.min() ?? .infinity), rss.isNaN ? 0 : rss]
         try comm.allReduce(&maxes, op: .max)
         let allTimes = try comm.allGather(Self.phases.map { times.seconds[$0] ?? 0 })
         watchdog?.leave()
@@ -405,6 +433,9 @@ public final class Trainer {
         r["bytes_received"] = tail[2]
         r["unwhitened_blocks"] = s.unwhitenedBlocks
         r["ranks"] = Double(comm.size)
+        // Peak resident memory so far (VmHWM, MiB): this rank's, and the largest of any rank's.
+        r["peak_rss_mb"] = rss
+        r["peak_rss_mb_max"] = maxes[3]
         // Per role, the slowest rank's time in each phase.
         for (roleName, members) in roleGroups() {
             for (i, p) in Self.phases.enumerated() {
@@ -419,13 +450,13 @@ public final class Trainer {
     /// The gradient signal-to-noise estimate after an applied step (rank 0, a learner): the
     /// clipped gradient's squared norm and the bias-corrected first moment's. The noise scale is
     /// in sequences (chunks × samples, or chunks for SFT, or questions × samples for RLVR).
-    func gradientNoise(_ opt: PolicyOptimizer, gradNorm: Double, chunks: Int) -> GradientNoise.Estimate? {
+    /// The moment's norm comes from the optimizer's fused pass (no extra pass over m).
+    func gradientNoise(_ opt: PolicyOptimizer, _ result: PolicyOptimizer.Result, chunks: Int) -> GradientNoise.Estimate? {
         let c = context.config
-        guard c.beta1 > 0 else { return nil }
+        guard c.beta1 > 0, let m = result.momentNorm else { return nil }
         if noiseTracker == nil { noiseTracker = GradientNoise(beta: c.beta1) }
-        let clipped = min(gradNorm, opt.maxGradNorm)
+        let clipped = min(result.gradNorm, opt.maxGradNorm)
         let step = opt.adam.step
-        let m = opt.adam.m.withUnsafeBufferPointer { GradClip.globalNorm($0.baseAddress!, count: $0.count) }
         let m2 = m * m / Foundation.pow(1 - Foundation.pow(c.beta1, Double(step)), 2)
         let batch = Double(c.method == "rlvr" ? c.rlvrQuestions * c.samplesPerChunk
                            : c.method == "sft" ? chunks : chunks * c.samplesPerChunk)

@@ -199,7 +199,7 @@ final class TrainerEndToEndTests: XCTestCase {
         let out = try MPIRun.run(np: 2, args + ["--run-dir", dir, "--eval-only"], timeout: 120)
         XCTAssertTrue(out.succeeded, "\(out)")
         let base = try metrics(dir)
-        XCTAssertEqual(base.compactMap { $0["kind"] as? String }, ["eval", "downstream"])
+        XCTAssertEqual(base.compactMap { $0["kind"] as? String }, ["eval", "downstream", "memory"])
         XCTAssertEqual(base[1]["bleu"] as? Double ?? -1, down[0]["bleu"] as? Double ?? -2, accuracy: 1e-9)
         XCTAssertEqual(base[0]["eval_ce"] as? Double ?? -1, runs[0][0]["eval_ce"] as? Double ?? -2, accuracy: 1e-6)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/checkpoints"))
@@ -307,7 +307,7 @@ final class TrainerResumeEndToEndTests: XCTestCase {
         XCTAssertEqual(try snapshot(a), before, "the resumed copy changed the original run")
         XCTAssertEqual(checkpoints(a), ["latest", "step-000001", "step-000002"])
         XCTAssertEqual(checkpoints(b), ["latest", "step-000003", "step-000004"])
-        XCTAssertEqual(try kinds(try metricLines(b)), ["eval0", "train1", "train2", "eval2", "train3", "train4", "eval4"])
+        XCTAssertEqual(try kinds(try metricLines(b)), ["eval0", "train1", "train2", "eval2", "train3", "train4", "eval4", "memory4"])
         XCTAssertTrue(resumed.stderr.contains("run directory: \(b)"), "\(resumed)")
         XCTAssertTrue(try String(contentsOfFile: b + "/config.yaml", encoding: .utf8).contains("steps: 4"))
 
@@ -316,7 +316,7 @@ final class TrainerResumeEndToEndTests: XCTestCase {
         XCTAssertEqual(try snapshot(a), before, "resuming into another run directory changed the source run")
         XCTAssertEqual(checkpoints(c), ["latest", "step-000003", "step-000004"])
         let lc = try metricLines(c)
-        XCTAssertEqual(try kinds(lc), ["eval0", "train1", "train2", "eval2", "train3", "train4", "eval4"])
+        XCTAssertEqual(try kinds(lc), ["eval0", "train1", "train2", "eval2", "train3", "train4", "eval4", "memory4"])
         XCTAssertEqual(Array(lc.prefix(3)), Array(try metricLines(a).prefix(3)), "C starts with A's metrics up to step 2")
         XCTAssertTrue(moved.stderr.contains("run directory: \(c)"), "\(moved)")
         // Both resumed from the same checkpoint with the same N: the same weights.
