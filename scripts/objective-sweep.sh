@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 11, deliverable 4: the first sweep of the objective check. EBFT on SmolLM2 (preset
-# small, gamma = 0) for every learning rate x chunks-per-step, with held-out raw-feature
+# `objective`: small with gamma = 0, 8 held-out chunks) for every learning rate x chunks-per-step, with held-out raw-feature
 # objective and its standard error (eval-seeds) every EVAL_EVERY steps. One process per run
 # (the fastest layout on 2 cores). Results: runs/objective/<name>/metrics.jsonl.
 #
@@ -21,9 +21,9 @@ for lr in $LRS; do
     name="lr$lr-c$c"
     echo "== $name ($(date +%T))"
     # shellcheck disable=SC2086
-    scripts/launch.sh 1 "$BIN" train --preset small --quiet --steps "$STEPS" \
-      --set ce-coef=0 --set learning-rate="$lr" --set chunks-per-step="$c" \
-      --set eval-every="$EVAL_EVERY" --set eval-chunks=8 --set eval-seeds="$SEEDS" \
+    scripts/launch.sh 1 "$BIN" train --preset objective --quiet --steps "$STEPS" \
+      --set learning-rate="$lr" --set chunks-per-step="$c" \
+      --set eval-every="$EVAL_EVERY" --set eval-seeds="$SEEDS" \
       --run-dir "$OUT/$name" $EXTRA
   done
 done

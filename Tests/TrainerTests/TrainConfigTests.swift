@@ -8,6 +8,14 @@ final class TrainConfigTests: XCTestCase {
         }
         XCTAssertEqual(try TrainConfig.preset("code").blocksPerChunk, 127)
         XCTAssertEqual(try TrainConfig.preset("translation").blocksPerChunk, 509)
+        // `objective` is `small` with the batch, γ and evaluation of the measured rise.
+        var o = try TrainConfig.preset("objective"), s = try TrainConfig.preset("small")
+        XCTAssertEqual([o.chunksPerStep, o.steps, o.evalEvery, o.evalChunks, o.evalSeeds], [8, 40, 10, 8, 6])
+        XCTAssertEqual(o.ceCoef, 0)
+        XCTAssertEqual(o.learningRate, 1e-5)
+        (o.chunksPerStep, o.ceCoef, o.steps, o.evalEvery, o.evalChunks, o.evalSeeds, o.runDir) =
+            (s.chunksPerStep, s.ceCoef, s.steps, s.evalEvery, s.evalChunks, s.evalSeeds, s.runDir)
+        XCTAssertEqual(try o.yaml(), try s.yaml())
         XCTAssertThrowsError(try TrainConfig.preset("huge")) { e in
             XCTAssertTrue("\(e)".contains("unknown preset 'huge'"), "\(e)")
         }
