@@ -87,7 +87,7 @@ public enum Checkpoint {
     /// `keep` (≥ 1) complete checkpoints with the highest step numbers (always including the one
     /// just written); other files in `checkpoints/` are left alone. `state.adamStep` is taken
     /// from `optimizer.step`. An existing checkpoint of the same step is replaced. `sideFiles`
-    /// (the model's tokenizer files and generation_config.json, `TokenizerExport.load`) are written
+    /// (the model's tokenizer files and generation_config.json, `TokenizerExport.sideFiles`) are written
     /// beside the weights and checksummed like them, so the checkpoint is a complete Hugging Face
     /// model directory. Returns the checkpoint directory.
     @discardableResult

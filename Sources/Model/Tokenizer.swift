@@ -67,6 +67,10 @@ public final class BPETokenizer: Sendable {
     public let bos: Int32?
     public let eos: Int32
     public let pad: Int32?
+    /// The unknown token named for other tools (`tokenizer_config.json`'s `unk_token`, GGUF
+    /// `tokenizer.ggml.unknown_token_id`), else the BPE model's `unk_token`; `encode` produces
+    /// it only in the latter case.
+    public let unk: Int32?
     public var vocabSize: Int { tokens.count }
 
     private let tokenToID: [String: Int32]
@@ -219,8 +223,10 @@ public final class BPETokenizer: Sendable {
             }.map(\.element)
         }
         let allAdded = added.joined()
-        if let u = options.unknownToken, !(0..<tokens.count).contains(u) {
-            throw TokenizerError.specialTokenOutOfRange(name: "unk", id: u, vocabSize: tokens.count)
+        for u in [options.unknownToken, options.unkToken] {
+            if let u, !(0..<tokens.count).contains(u) {
+                throw TokenizerError.specialTokenOutOfRange(name: "unk", id: u, vocabSize: tokens.count)
+            }
         }
         var fallback: [Int32]? = nil
         if options.byteFallback {
@@ -241,6 +247,7 @@ public final class BPETokenizer: Sendable {
         self.bos = bos.map { Int32($0) }
         self.eos = Int32(eos)
         self.pad = pad.map { Int32($0) }
+        self.unk = (options.unkToken ?? options.unknownToken).map { Int32($0) }
         self.tokenToID = tokenToID
         self.merges = mergeTable
         self.byteIDs = byteIDs

@@ -138,6 +138,9 @@ public struct BPEOptions: Sendable {
     public var modelVocabularySize: Int? = nil
     /// More ids that end a generation besides EOS.
     public var extraStopTokens: [Int] = []
+    /// The unknown token other tools are told of (`tokenizer_config.json`'s `unk_token`, GGUF
+    /// `tokenizer.ggml.unknown_token_id`); unlike `unknownToken`, `encode` never produces it.
+    public var unkToken: Int? = nil
     public var addsBOS = false
     public var chatTemplate: String? = nil
 
@@ -170,6 +173,7 @@ public struct TokenizerSpecials: Equatable, Sendable {
     public var bosToken: String??
     public var eosToken: String??
     public var padToken: String??
+    public var unkToken: String??
     public var addBOSToken: Bool?
     public var chatTemplate: String?
     public var generationBOS: Int?
@@ -195,6 +199,7 @@ public struct TokenizerSpecials: Equatable, Sendable {
             bosToken = try token("bos_token")
             eosToken = try token("eos_token")
             padToken = try token("pad_token")
+            unkToken = try token("unk_token")
             if let v = root["add_bos_token"], !(v is NSNull) {
                 guard let b = jsonBool(v) else {
                     throw TokenizerFileError.invalid(path: tc, field: "add_bos_token", problem: "expected true or false")
@@ -428,6 +433,7 @@ extension BPETokenizer {
         case .none: pad = try checked(specials.generationPAD, "pad_token_id")
         }
         options.extraStopTokens = generationEOS
+        if case .some(.some(let t)) = specials.unkToken { options.unkToken = try id(of: t, "unk_token") }
         if let b = specials.addBOSToken {
             options.addsBOS = b
         } else if let first = firstSpecial, let bos {
@@ -549,7 +555,8 @@ extension BPETokenizer {
 
 // MARK: - JSON helpers
 
-func readJSONObject(_ path: String) throws -> [String: Any] {
+/// The top-level object of the JSON file at `path`.
+public func readJSONObject(_ path: String) throws -> [String: Any] {
     guard let data = FileManager.default.contents(atPath: path) else {
         throw TokenizerFileError.unreadable(path: path, reason: "no such file, or not readable")
     }
@@ -596,11 +603,6 @@ func describeJSON(_ v: Any?) -> String {
 // MARK: - The tokenizer of a model path
 
 extension BPETokenizer {
-    /// The tokenizer files of a Hugging Face directory that belong with its weights (copy them
-    /// along when writing a directory from this one; `generation_config.json` is the model's).
-    public static let huggingFaceTokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                                                   "chat_template.jinja"]
-
     /// The tokenizer of the model at `path`: a GGUF file's own vocabulary; a Hugging Face
     /// directory's `tokenizer.json` (with `tokenizer_config.json` / `generation_config.json`).
     /// A Hugging Face directory without `tokenizer.json` is an error, except a training

@@ -1,8 +1,9 @@
 import Foundation
 
-// Writing a tokenizer as Hugging Face files (`tokenizer.json`, `tokenizer_config.json`), so that
-// a directory exported from a GGUF source carries its tokenizer: the `tokenizers` library and
-// `BPETokenizer(huggingFaceDirectory:)` read them back to the same ids.
+// Writing a tokenizer as Hugging Face files (`tokenizer.json`, `tokenizer_config.json`,
+// `special_tokens_map.json`, `generation_config.json`), so that a directory exported from a GGUF
+// source (or a checkpoint of a run on one) carries its tokenizer: `transformers`' AutoTokenizer,
+// the `tokenizers` library and `BPETokenizer(huggingFaceDirectory:)` read them back to the same ids.
 
 extension BPETokenizer {
     /// The merges as pairs of token spellings, lowest rank first.
@@ -82,16 +83,24 @@ extension BPETokenizer {
         ]
     }
 
+    /// The special tokens by name (`bos_token`, `eos_token`, `pad_token`, `unk_token`; null when
+    /// there is none), as `tokenizer_config.json` and `special_tokens_map.json` name them.
+    var specialTokensMap: [String: Any] {
+        func name(_ id: Int32?) -> Any { id.map { tokens[Int($0)] as Any } ?? NSNull() }
+        return ["bos_token": name(bos), "eos_token": name(eos), "pad_token": name(pad), "unk_token": name(unk)]
+    }
+
     /// `tokenizer_config.json`'s object: the special tokens, `add_bos_token`, the chat
-    /// template, and the class `transformers` builds (`PreTrainedTokenizerFast`).
-    public func tokenizerConfigObject() -> [String: Any] {
+    /// template, `model_max_length` (`contextLength`, when given) and the class `transformers`
+    /// builds (`PreTrainedTokenizerFast`).
+    public func tokenizerConfigObject(contextLength: Int? = nil) -> [String: Any] {
         var c: [String: Any] = [
             "tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": false,
             "add_bos_token": addsBOS, "add_eos_token": false,
-            "bos_token": bos.map { tokens[Int($0)] as Any } ?? NSNull(), "eos_token": tokens[Int(eos)],
-            "pad_token": pad.map { tokens[Int($0)] as Any } ?? NSNull(),
         ]
+        c.merge(specialTokensMap) { a, _ in a }
         if let chatTemplate { c["chat_template"] = chatTemplate }
+        if let contextLength { c["model_max_length"] = contextLength }
         var decoder: [String: Any] = [:]
         for a in addedTokens {
             decoder[String(a.id)] = ["content": a.content, "single_word": a.singleWord, "lstrip": a.lstrip,
@@ -101,21 +110,44 @@ extension BPETokenizer {
         return c
     }
 
-    /// Writes `directory/tokenizer.json` and `directory/tokenizer_config.json` (atomically).
-    /// Returns their paths.
-    @discardableResult
-    public func writeHuggingFaceFiles(directory: String) throws -> [String] {
-        var out: [String] = []
-        for (name, object) in [(Self.tokenizerJSONFile, tokenizerJSONObject()), ("tokenizer_config.json", tokenizerConfigObject())] {
+    /// `generation_config.json`'s object: bos, the stop tokens as `eos_token_id` (EOS first;
+    /// a list when there are more), pad.
+    public func generationConfigObject() -> [String: Any] {
+        let stops = [Int(eos)] + stopTokens.subtracting([eos]).sorted().map(Int.init)
+        var g: [String: Any] = ["_from_model_config": true, "eos_token_id": stops.count == 1 ? stops[0] as Any : stops]
+        if let bos { g["bos_token_id"] = Int(bos) }
+        if let pad { g["pad_token_id"] = Int(pad) }
+        return g
+    }
+
+    /// tokenizer.json, tokenizer_config.json, special_tokens_map.json and generation_config.json
+    /// for this tokenizer (`contextLength`: tokenizer_config.json's `model_max_length`).
+    public func huggingFaceFiles(contextLength: Int? = nil) throws -> [HFSideFile] {
+        let objects: [(String, [String: Any])] = [
+            (Self.tokenizerJSONFile, tokenizerJSONObject()),
+            ("tokenizer_config.json", tokenizerConfigObject(contextLength: contextLength)),
+            ("special_tokens_map.json", specialTokensMap.filter { !($0.value is NSNull) }),
+            ("generation_config.json", generationConfigObject()),
+        ]
+        return try objects.map { name, object in
             let data: Data
-            do { data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) } catch {
-                throw TokenizerFileError.invalid(path: directory + "/" + name, field: "(all)",
+            do {
+                let pretty = name != Self.tokenizerJSONFile  // the small files, for people to read
+                data = try JSONSerialization.data(withJSONObject: object,
+                                                  options: pretty ? [.sortedKeys, .prettyPrinted] : [.sortedKeys])
+            } catch {
+                throw TokenizerFileError.invalid(path: name, field: "(all)",
                                                  problem: "cannot encode as JSON: \(error.localizedDescription)")
             }
-            let path = directory + "/" + name
-            try writeFileAtomically(path, [UInt8](data))
-            out.append(path)
+            return HFSideFile(name: name, bytes: [UInt8](data))
         }
-        return out
+    }
+
+    /// Writes `huggingFaceFiles(contextLength:)` into `directory` (each atomically). Returns their paths.
+    @discardableResult
+    public func writeHuggingFaceFiles(directory: String, contextLength: Int? = nil) throws -> [String] {
+        let files = try huggingFaceFiles(contextLength: contextLength)
+        try TokenizerExport.write(files, directory: directory)
+        return files.map { directory + "/" + $0.name }
     }
 }

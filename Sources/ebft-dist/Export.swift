@@ -70,7 +70,7 @@ struct Export: ParsableCommand {
             case .huggingFace:
                 let path = source + "/" + ParameterStore.hfConfigFile
                 hf = try HFModelConfig(path: path).hf
-                archName = (try? TokenizerExport.readJSONObject(path))?["model_type"] as? String ?? "llama"
+                archName = (try? readJSONObject(path))?["model_type"] as? String ?? "llama"
             }
             guard ExportArchitecture.named(archName) != nil || archName == "mistral" else {
                 throw TokenizerExportError("\(source): architecture '\(archName)' cannot be exported (known: "

@@ -96,7 +96,7 @@ final class ExportTests: XCTestCase {
         let p = Self.randomStore(c, seed: 5, std: 0.3)
         let hf = dir + "/hf"
         try p.saveHF(directory: hf, maxPositionEmbeddings: 2048, bosTokenID: 1, eosTokenID: 2)
-        try TokenizerExport.write(try TokenizerExport.hfFiles(gguf: smol, contextLength: 2048), directory: hf)
+        try BPETokenizer(gguf: smol).writeHuggingFaceFiles(directory: hf, contextLength: 2048)
 
         let store = try ParameterStore.loadHF(directory: hf)
         let tok = try XCTUnwrap(try TokenizerExport.ggufMetadata(source: hf, vocabSize: c.vocabSize))
@@ -316,8 +316,8 @@ final class ExportTests: XCTestCase {
     func testSmolLM2TokenizerFilesLoadWithAutoTokenizerAndGiveOurIds() throws {
         let dir = try S.tempDir(self)
         let smol = try GGUFFile(path: try S.realModel())
-        try TokenizerExport.write(try TokenizerExport.hfFiles(gguf: smol, contextLength: 8192), directory: dir)
         let ours = try BPETokenizer(gguf: smol)
+        try ours.writeHuggingFaceFiles(directory: dir, contextLength: 8192)
         let texts = try Self.stdlibTexts() + Self.specialTexts
         let textsPath = dir + "/texts.json"
         try JSONSerialization.data(withJSONObject: texts).write(to: URL(fileURLWithPath: textsPath))
@@ -352,10 +352,10 @@ final class ExportTests: XCTestCase {
     func testTokenizerGGUFToHFToGGUFIsTheSame() throws {
         let dir = try S.tempDir(self)
         let smol = try GGUFFile(path: try S.realModel())
-        try TokenizerExport.write(try TokenizerExport.hfFiles(gguf: smol, contextLength: 8192), directory: dir)
+        try BPETokenizer(gguf: smol).writeHuggingFaceFiles(directory: dir, contextLength: 8192)
         try writeFileAtomically(dir + "/config.json", Array(HFModelConfig.json(model: .smolLM2_135M).utf8))
-        let back = Dictionary(uniqueKeysWithValues: try TokenizerExport.ggufMetadata(directory: dir, vocabSize: 49152)
-            .map { ($0.key, $0.value) })
+        let meta = try XCTUnwrap(try TokenizerExport.ggufMetadata(source: dir, vocabSize: 49152))
+        let back = Dictionary(uniqueKeysWithValues: meta.map { ($0.key, $0.value) })
         for key in ["tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.merges",
                     "tokenizer.chat_template", "tokenizer.ggml.add_bos_token"] {
             XCTAssertEqual(back[key], smol.metadata[key], key)
@@ -432,7 +432,7 @@ final class ExportTests: XCTestCase {
             try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
             let built = try JSONSerialization.jsonObject(with: Data(try S.python(build, [kind, src]).utf8)) as! [String: Any]
             let n = try XCTUnwrap(built["n"] as? Int)
-            let meta = try TokenizerExport.ggufMetadata(directory: src, vocabSize: n + 5)
+            let meta = try XCTUnwrap(try TokenizerExport.ggufMetadata(source: src, vocabSize: n + 5))
             let m = Dictionary(uniqueKeysWithValues: meta.map { ($0.key, $0.value) })
             XCTAssertEqual(m["tokenizer.ggml.pre"], .string(pre), kind)
             XCTAssertEqual(m["tokenizer.ggml.add_bos_token"], .bool(addBOS), kind)
@@ -450,7 +450,7 @@ final class ExportTests: XCTestCase {
             let gguf = dir + "/\(kind).gguf"
             try Self.randomStore(c, seed: 3).saveGGUF(path: gguf, tokenizer: meta, contextLength: 4096)
             try FileManager.default.createDirectory(atPath: rebuilt, withIntermediateDirectories: true)
-            try TokenizerExport.write(try TokenizerExport.hfFiles(gguf: GGUFFile(path: gguf), contextLength: 4096), directory: rebuilt)
+            try BPETokenizer(ggufPath: gguf).writeHuggingFaceFiles(directory: rebuilt, contextLength: 4096)
             let bad = try S.python(compare, [src, rebuilt])
             XCTAssertEqual(bad.trimmingCharacters(in: .whitespacesAndNewlines), "[]", kind)
         }
@@ -469,7 +469,7 @@ final class ExportTests: XCTestCase {
                             ropeBase: 100000, normEps: 1e-5, tiedEmbeddings: true)
         let p = Self.randomStore(c, seed: 31, std: 0.2)
         let gguf = dir + "/tiny.gguf"
-        try p.saveGGUF(path: gguf, tokenizer: try TokenizerExport.ggufMetadata(gguf: smol), contextLength: 8192)
+        try p.saveGGUF(path: gguf, tokenizer: try BPETokenizer(gguf: smol).ggufMetadata(), contextLength: 8192)
         // What `ebft-dist export --model tiny.gguf --out hf` does.
         let src = try GGUFFile(path: gguf)
         let store = try ParameterStore.load(gguf: src)

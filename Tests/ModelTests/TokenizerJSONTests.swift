@@ -263,21 +263,17 @@ final class TokenizerJSONTests: XCTestCase {
 
     // MARK: GGUF files of the families
 
-    /// A GGUF holding `f`'s vocabulary and merges with `pre` as `tokenizer.ggml.pre`.
+    /// A GGUF holding `f`'s tokenizer as `ggufMetadata` writes it, with `pre` as
+    /// `tokenizer.ggml.pre` (none when nil) and `model` as `tokenizer.ggml.model`.
     func ggufCopy(_ f: Family, pre: String?, model: String = "gpt2") throws -> String {
-        let json = try TokenizerFamilies.tokenizer(f)
-        let file = try XCTUnwrap(JSONSerialization.jsonObject(
-            with: Data(contentsOf: URL(fileURLWithPath: try TokenizerFamilies.tokenizerJSON(f)))) as? [String: Any])
-        let merges = try XCTUnwrap((file["model"] as? [String: Any])?["merges"] as? [[String]]).map { $0.joined(separator: " ") }
         var g = TinyGGUF()
-        g.metadata = [("general.architecture", .string("llama")), ("tokenizer.ggml.model", .string(model)),
-                      ("tokenizer.ggml.tokens", .array(json.tokens.map { .string($0) })),
-                      ("tokenizer.ggml.merges", .array(merges.map { .string($0) })),
-                      ("tokenizer.ggml.token_type", .array(json.tokenTypes.map { .int32($0) })),
-                      ("tokenizer.ggml.eos_token_id", .uint32(UInt32(json.eos)))]
-        if let pre { g.metadata.append(("tokenizer.ggml.pre", .string(pre))) }
-        if let bos = json.bos {
-            g.metadata += [("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos))), ("tokenizer.ggml.add_bos_token", .bool(true))]
+        g.metadata = [("general.architecture", .string("llama"))]
+        for (key, value) in try TokenizerFamilies.tokenizer(f).ggufMetadata() {
+            switch key {
+            case "tokenizer.ggml.pre": if let pre { g.metadata.append((key, .string(pre))) }
+            case "tokenizer.ggml.model": g.metadata.append((key, .string(model)))
+            default: g.metadata.append((key, value))
+            }
         }
         let path = TokenizerFamilies.workDir.appendingPathComponent("\(f)-\(pre ?? "none")-\(model).gguf").path
         try Data(g.bytes()).write(to: URL(fileURLWithPath: path))
@@ -298,6 +294,9 @@ final class TokenizerJSONTests: XCTestCase {
             let gguf = try BPETokenizer(ggufPath: try ggufCopy(f, pre: pre))
             XCTAssertEqual(gguf.ggufPreTokenizer, pre)
             XCTAssertEqual(gguf.addsBOS, f == .llama3)
+            XCTAssertEqual([gguf.bos, gguf.eos, gguf.pad, gguf.unk], [json.bos, json.eos, json.pad, json.unk], "\(f)")
+            XCTAssertEqual(gguf.stopTokens, json.stopTokens, "\(f)")
+            XCTAssertEqual(gguf.chatFormat, json.chatFormat, "\(f)")
             for text in texts {
                 XCTAssertEqual(gguf.encode(text), json.encode(text), "\(f): \(String(reflecting: String(text.prefix(80))))")
             }
@@ -326,7 +325,8 @@ final class TokenizerJSONTests: XCTestCase {
         print(String(format: "tokenizer.json of %d tokens and %d merges read in %.2f s", back.vocabSize,
                      back.mergePairs.count, Date().timeIntervalSince(t0)))
         XCTAssertEqual(back.vocabSize, smol.vocabSize)
-        XCTAssertEqual([back.bos, back.eos, back.pad], [smol.bos, smol.eos, smol.pad])
+        XCTAssertEqual([back.bos, back.eos, back.pad, back.unk], [smol.bos, smol.eos, smol.pad, smol.unk])
+        XCTAssertEqual(smol.unk, 0, "SmolLM2's tokenizer.ggml.unknown_token_id")
         XCTAssertEqual(back.chatFormat, smol.chatFormat)
         XCTAssertEqual(back.ggufPreTokenizer, "smollm")
         let texts = TokenizerTests.trickyStrings + Self.randomTexts(count: 150, seed: 8)
@@ -353,7 +353,8 @@ final class TokenizerJSONTests: XCTestCase {
             try tok.writeHuggingFaceFiles(directory: out)
             let again = try BPETokenizer(huggingFaceDirectory: out)
             XCTAssertEqual(again.addedTokens, tok.addedTokens)
-            XCTAssertEqual([again.bos, again.eos, again.pad], [tok.bos, tok.eos, tok.pad])
+            XCTAssertEqual([again.bos, again.eos, again.pad, again.unk], [tok.bos, tok.eos, tok.pad, tok.unk])
+            XCTAssertEqual(again.stopTokens, tok.stopTokens, "\(f): generation_config.json's eos_token_id list")
             XCTAssertEqual(again.addsBOS, tok.addsBOS)
             XCTAssertEqual(again.chatFormat, tok.chatFormat)
             XCTAssertEqual(again.ggufPreTokenizer, tok.ggufPreTokenizer)
