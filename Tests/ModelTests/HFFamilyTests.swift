@@ -425,6 +425,63 @@ final class HFFamilyTests: XCTestCase {
         }
     }
 
+    /// Our GGUF writer on each family: the file `export --format gguf` writes from a Hugging
+    /// Face directory equals, tensor by tensor (F32) and in its architecture keys, the one the
+    /// `gguf` package's converter makes of the same directory (`hfToGGUF`: llama.cpp's names,
+    /// q/k layout per family, biases, q/k norms), and reads back bit-exactly as that directory.
+    func testOurGGUFOfEachFamilyEqualsTheConverters() throws {
+        let cases: [[String: Any]] = [
+            try spec("qwen2", ["tied": true]),
+            try spec("qwen3", ["head_dim": 16]),
+            try spec("llama", ["attention_bias": true, "mlp_bias": true, "head_dim": 16,
+                               "rope": ["rope_type": "linear", "factor": 4.0]]),
+        ]
+        let compare = """
+            import json, sys
+            import numpy as np
+            from gguf import GGUFReader
+            a, b = GGUFReader(sys.argv[1]), GGUFReader(sys.argv[2])
+            def tensors(r):
+                return {t.name: (t.tensor_type.name,
+                                 np.asarray(t.data).reshape([int(d) for d in reversed(t.shape.tolist())]))
+                        for t in r.tensors}
+            ta, tb = tensors(a), tensors(b)
+            bad = []
+            if set(ta) != set(tb): bad.append("tensor names differ: " + str(sorted(set(ta) ^ set(tb))))
+            for k in sorted(set(ta) & set(tb)):
+                (ka, xa), (kb, xb) = ta[k], tb[k]
+                if ka != "F32" or kb != "F32" or xa.shape != xb.shape or not np.array_equal(xa, xb): bad.append(k)
+            fa = {k: v.contents() for k, v in a.fields.items()}
+            fb = {k: v.contents() for k, v in b.fields.items()}
+            arch = fb["general.architecture"]
+            if fa.get("general.architecture") != arch: bad.append("architecture " + str(fa.get("general.architecture")))
+            keys = [k for k in fb if k.startswith(arch + ".")]
+            for k in keys:
+                if k in (arch + ".attention.key_length", arch + ".attention.value_length") and k not in fa:
+                    continue  # written only when head_dim differs from hidden/heads
+                va, vb = fa.get(k), fb[k]
+                same = va == vb if not isinstance(vb, float) else va is not None and abs(va - vb) <= 1e-6 * abs(vb)
+                if not same: bad.append(f"{k}: ours {va!r}, converter {vb!r}")
+            print(json.dumps({"bad": bad, "tensors": len(ta), "keys": len(keys)}))
+            """
+        for make in cases {
+            _ = try reference(["make": make])
+            let dir = make["dir"] as! String, family = make["family"] as! String
+            let theirs = dir + ".converter.gguf", ours = dir + ".ours.gguf"
+            _ = try S.python(Self.hfToGGUF, [dir, theirs, S.packageRoot + "/Tests/reference/hf_family_reference.py"])
+            let store = try ModelSource.load(dir)
+            try store.saveGGUF(path: ours, architecture: ParameterStore.exportArchitecture(store.config.architecture),
+                               tokenizer: ExportTests.toyTokenizer(store.config.vocabSize), contextLength: 128)
+            let out = try JSONSerialization.jsonObject(with: Data(try S.python(compare, [ours, theirs]).utf8)) as! [String: Any]
+            XCTAssertEqual(out["bad"] as? [String], [], family)
+            XCTAssertEqual(out["tensors"] as? Int, store.layout.views.count, family)
+            XCTAssertGreaterThanOrEqual(out["keys"] as? Int ?? 0, 9, family)
+            let back = try ModelSource.load(ours)
+            XCTAssertEqual(back.config, store.config, family)
+            XCTAssertTrue(HFCheckpointTests.bitEqual(back, store), family)
+        }
+    }
+
     func testGGUFOfAnotherArchitectureIsRefused() throws {
         let dir = try S.tempDir(self)
         let path = dir + "/gemma.gguf"
