@@ -156,6 +156,10 @@ extension ParameterStore {
             throw HFCheckpointError.writeFailed(path: directory, reason: "cannot create the directory: \(error.localizedDescription)")
         }
         let c = config
+        if let r = c.ropeScaling, r.kind == .factors {
+            throw HFCheckpointError.writeFailed(path: directory, reason: "the model's rope scaling is a list of per-frequency "
+                + "factors (a GGUF rope_freqs tensor) that matches no Hugging Face rope_scaling type; export it as GGUF")
+        }
         let weights = directory + "/" + Self.hfWeightsFile
         var entries: [(name: String, shape: [Int], count: Int)] = []
         for v in layout.views {

@@ -328,6 +328,8 @@ public struct HFModelConfig: Equatable, Sendable {
                 scaling = "{\"factor\": \(HFLlama.jsonNumber(s.factor)), \"high_freq_factor\": "
                     + "\(HFLlama.jsonNumber(s.highFreqFactor)), \"low_freq_factor\": \(HFLlama.jsonNumber(s.lowFreqFactor)), "
                     + "\"original_max_position_embeddings\": \(s.originalMaxPositionEmbeddings), \"rope_type\": \"llama3\"}"
+            case .factors:
+                break  // refused by saveHF: no Hugging Face rope type holds arbitrary factors
             }
         }
         var fields: [(String, String)] = [

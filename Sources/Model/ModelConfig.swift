@@ -15,12 +15,17 @@ public struct RopeScaling: Codable, Equatable, Sendable {
         /// Llama 3.1: low frequencies divided by `factor`, high ones kept, the band between
         /// interpolated (`lowFreqFactor`, `highFreqFactor`, `originalMaxPositionEmbeddings`).
         case llama3
+        /// Each inverse frequency i divided by `factors[i]`: llama.cpp's `rope_freqs.weight`
+        /// tensor read from a GGUF file whose factors match no parametrised kind.
+        case factors
     }
     public var kind: Kind
     public var factor: Double
     public var lowFreqFactor: Double
     public var highFreqFactor: Double
     public var originalMaxPositionEmbeddings: Int
+    /// The per-frequency divisors of kind `factors` (nil for the other kinds).
+    public var factors: [Double]? = nil
 
     public init(kind: Kind, factor: Double, lowFreqFactor: Double = 1, highFreqFactor: Double = 4,
                 originalMaxPositionEmbeddings: Int = 8192) {
@@ -47,11 +52,60 @@ public struct RopeScaling: Codable, Equatable, Sendable {
                 let smooth = (old / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor)
                 return (1 - smooth) * f / factor + smooth * f
             }
+        case .factors:
+            let ff = factors ?? []
+            return inv.indices.map { i in i < ff.count ? inv[i] / ff[i] : inv[i] }
         }
+    }
+
+    /// Explicit per-frequency divisors (llama.cpp's `rope_freqs.weight`).
+    public static func perFrequency(_ factors: [Double]) -> RopeScaling {
+        var r = RopeScaling(kind: .factors, factor: factors.max() ?? 1)
+        r.factors = factors
+        return r
+    }
+
+    /// The divisor of each default inverse frequency, `inv[i] / apply(inv)[i]`: what llama.cpp's
+    /// converter writes as `rope_freqs.weight` for this scaling.
+    public func divisors(_ inv: [Double]) -> [Double] {
+        zip(inv, apply(inv)).map { $0 / $1 }
+    }
+
+    /// The Llama 3 parametrisation that reproduces per-frequency divisors `ff` (read as Float32,
+    /// possibly computed in Float32 by the writer) of the default inverse frequencies `inv`, if
+    /// one with the published low/high frequency factors 1 and 4 does, else nil. The factor is the
+    /// largest divisor; the original context is solved from a divisor inside the interpolated
+    /// band when there is one (else the Llama 3 releases' contexts and powers of two are tried:
+    /// all that satisfy the divisors give the same frequencies).
+    public static func llama3Matching(divisors ff: [Double], inv: [Double]) -> RopeScaling? {
+        guard ff.count == inv.count, let factor = ff.max(), factor > 1 else { return nil }
+        let low = 1.0, high = 4.0
+        var candidates: [Int] = []
+        for (d, f) in zip(ff, inv) where d > 1 && d < factor {
+            // 1/d = (1 − s)/factor + s  and  s = (old/wavelen − low)/(high − low).
+            let s = (1 / d - 1 / factor) / (1 - 1 / factor)
+            let old = (2 * Double.pi / f) * (low + s * (high - low))
+            if old.isFinite, old >= 1, old < 1e9 { candidates.append(Int(old.rounded())) }
+            break
+        }
+        candidates += [8192, 4096, 2048, 16384, 32768, 131072] + (4...24).map { 1 << $0 }
+        for original in candidates {
+            let r = RopeScaling(kind: .llama3, factor: factor, lowFreqFactor: low, highFreqFactor: high,
+                                originalMaxPositionEmbeddings: original)
+            // A Float32 writer: each divisor within a few ulps (2⁻²³ relative) of the exact one.
+            if zip(r.divisors(inv), ff).allSatisfy({ abs($0 - $1) <= 1e-6 * $0 }) { return r }
+        }
+        return nil
     }
 
     func validate() throws {
         func fail(_ s: String) -> ModelConfigError { ModelConfigError(message: "rope scaling: " + s) }
+        if kind == .factors {
+            guard let ff = factors, !ff.isEmpty, ff.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw fail("per-frequency factors must be finite and positive")
+            }
+            return
+        }
         guard factor.isFinite, factor >= 1 else { throw fail("factor \(factor) must be a finite number ≥ 1") }
         if kind == .llama3 {
             guard lowFreqFactor.isFinite, highFreqFactor.isFinite, lowFreqFactor > 0, highFreqFactor > lowFreqFactor else {
@@ -209,6 +263,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         }
         if headDim % 2 != 0 { throw fail("headDim (\(headDim)) must be even for RoPE") }
         try ropeScaling?.validate()
+        if let r = ropeScaling, r.kind == .factors, r.factors?.count != headDim / 2 {
+            throw fail("rope scaling: \(r.factors?.count ?? 0) per-frequency factors for headDim/2 = \(headDim / 2) frequencies")
+        }
         if let problem = familyProblem { throw fail(problem) }
         if !(ropeBase > 1) || !ropeBase.isFinite { throw fail("ropeBase (\(ropeBase)) must be a finite number > 1") }
         if !(normEps > 0) || !normEps.isFinite { throw fail("normEps (\(normEps)) must be a finite number > 0") }

@@ -124,10 +124,6 @@ extension ParameterStore {
     /// Why this store cannot be written as a GGUF file of family `a`, or nil when it can.
     public func ggufExportProblem(architecture a: ExportArchitecture) -> String? {
         let c = config
-        if let r = c.ropeScaling, r.kind != .linear {
-            return "rope scaling '\(r.kind.rawValue)' has no GGUF metadata key (llama.cpp's converter writes it as a "
-                + "rope_freqs tensor, which ebft-dist does not read); export this model as a Hugging Face directory"
-        }
         if a.gguf != c.architecture.rawValue && !(a.gguf == "llama" && c.architecture == .mistral) {
             return "the model is a \(c.architecture.rawValue) network, not \(a.gguf)"
         }
@@ -161,12 +157,25 @@ extension ParameterStore {
             metadata.append(t)
         }
         let views = layout.views
-        let specs = views.map { v -> GGUFTensorSpec in
+        var specs = views.map { v -> GGUFTensorSpec in
             let shape = Array(v.shape.reversed())
             return GGUFTensorSpec(name: v.name, shape: shape, type: type.tensorType(shape: shape))
         }
+        // Llama 3 (or explicit per-frequency) rope scaling: llama.cpp's `rope_freqs.weight`, the
+        // divisor of each default inverse frequency, always F32 (as its converter writes it).
+        var ropeDivisors: [Float] = []
+        if let r = c.ropeScaling, r.kind != .linear {
+            let half = c.headDim / 2
+            let inv = (0..<half).map { Foundation.pow(Double(c.ropeBase), -2.0 * Double($0) / Double(c.headDim)) }
+            ropeDivisors = r.divisors(inv).map(Float.init)
+            specs.append(GGUFTensorSpec(name: "rope_freqs.weight", shape: [half], type: .f32))
+        }
         let base = pointer
         try GGUFWriter.write(path: path, metadata: metadata, tensors: specs) { i, out in
+            if i == views.count {
+                out.update(from: ropeDivisors, count: ropeDivisors.count)
+                return
+            }
             let v = views[i]
             let src = UnsafePointer(base + v.offset)
             if !architecture.ggufInterleavedQK, let heads = ExportArchitecture.rotaryHeads(ggufName: v.name, config: c) {

@@ -26,8 +26,9 @@ extension ModelConfig {
     /// is divided by or allocated with before it is known to be sane) and then checked against
     /// the tensor table (`tensorTableProblem`): names, shapes and the block count. Allocates
     /// nothing that grows with the header's values. Qwen2 has q/k/v biases, Qwen3 q/k norms
-    /// (and biases when its tensors have them); rope scaling `linear` is read, other scaling
-    /// (llama.cpp's `rope_freqs.weight` of Llama 3, YaRN) is refused.
+    /// (and biases when its tensors have them); rope scaling `linear` is read, and llama.cpp's
+    /// `rope_freqs.weight` (Llama 3.1's scaling as per-frequency divisors: recognised as `llama3`
+    /// when a published setting reproduces it, else kept as the divisors); YaRN is refused.
     public init(gguf: GGUFFile) throws {
         let archName = try gguf.string("general.architecture")
         guard let family = ModelArchitecture(rawValue: archName), Self.supportedGGUFArchitectures.contains(family) else {
@@ -116,10 +117,23 @@ extension ModelConfig {
                 throw bad(scalingKey, other, "\"none\" or \"linear\"")
             }
         }
-        if (try? gguf.tensor(named: "rope_freqs.weight")) != nil {
-            throw PretrainedError.unsupported(path: gguf.path, reason: "tensor 'rope_freqs.weight' (per-frequency rope "
-                                              + "factors, e.g. Llama 3.1's scaling) is not supported in GGUF files; "
-                                              + "load the Hugging Face directory, whose llama3 rope_scaling is read")
+        if let info = try? gguf.tensor(named: "rope_freqs.weight") {
+            // llama.cpp's per-frequency divisors (Llama 3.1's scaling as its converter writes it):
+            // θ_i = pos · base^(−2i/d) / rope_freqs[i].
+            guard scaling == nil else {
+                throw bad(scalingKey, try gguf.string(scalingKey), "absent when the file has a rope_freqs.weight tensor")
+            }
+            let half = headDim / 2
+            guard info.shape.reduce(1, *) == half else {
+                throw GGUFError.invalid(path: gguf.path, problem: "rope_freqs.weight has shape \(info.shape); "
+                                        + "expected \(half) factors (head dimension \(headDim) / 2)")
+            }
+            let ff = try gguf.floats("rope_freqs.weight").map(Double.init)
+            guard ff.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw GGUFError.invalid(path: gguf.path, problem: "rope_freqs.weight holds a factor that is not a finite positive number")
+            }
+            let inv = (0..<half).map { Foundation.pow(Double(Float(ropeBase)), -2.0 * Double($0) / Double(headDim)) }
+            scaling = RopeScaling.llama3Matching(divisors: ff, inv: inv) ?? RopeScaling.perFrequency(ff)
         }
         // Biases / norms by what the family's tensors hold (llama: attention_bias puts q, k, v
         // and output biases together; qwen2: q/k/v biases; qwen3: q/k norms).

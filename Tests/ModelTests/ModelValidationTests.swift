@@ -157,11 +157,15 @@ final class ModelValidationTests: XCTestCase {
         }
         XCTAssertNoThrow(try ParameterStore.load(gguf: GGUFFile(path: extra)))
         // ... but not llama.cpp's rope_freqs.weight: it holds Llama 3.1's rope scaling, which
-        // passing over would silently drop (issue 12).
-        let freqs = try gguf(p) { ts in
+        // is read (HFFamilyTests), and checked: one factor per rotary pair, finite and positive.
+        let zeros = try gguf(p) { ts in
             ts.append(TinyGGUF.Tensor(name: "rope_freqs.weight", shape: [4], type: 0, data: [UInt8](repeating: 0, count: 16)))
         }
-        assertLoadFails(freqs, ["'rope_freqs.weight'", "not supported in GGUF files"])
+        assertLoadFails(zeros, ["rope_freqs.weight holds a factor that is not a finite positive number"])
+        let short = try gguf(p) { ts in
+            ts.append(TinyGGUF.Tensor(name: "rope_freqs.weight", shape: [3], type: 0, data: [UInt8](repeating: 0, count: 12)))
+        }
+        assertLoadFails(short, ["rope_freqs.weight has shape [3]; expected 4 factors"])
     }
 
     /// #4 for Hugging Face directories: config.json against model.safetensors' header, checked

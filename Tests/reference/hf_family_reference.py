@@ -28,10 +28,13 @@ Input (JSON on stdin):
             "sliding_window": null|int, "max_positions": 128, "seed": 1, "std": 0.15,
             "generation_config": {...} or absent},      (optional)
    "model": D,                                           (the directory to run)
-   "sequences": [[ids...], ...], "greedy": {"prompt": [ids...], "new_tokens": N}}
+   "sequences": [[ids...], ...], "greedy": {"prompt": [ids...], "new_tokens": N},
+   "ours": PATH (optional: little-endian float32 logits of every position of every sequence,
+           [len(ids), vocab] each, concatenated, to compare with the reference's)}
 Output:
   {"logprobs": [[logp of ids[i+1] given ids[:i+1]], ...], "greedy": [ids],
-   "greedy_margin": smallest top-1 minus top-2 logit gap over the greedy steps}
+   "greedy_margin": smallest top-1 minus top-2 logit gap over the greedy steps,
+   "max_abs_logit_diff": max |ours - reference| over every logit (with "ours")}
 """
 import json
 import math
@@ -370,9 +373,20 @@ def main():
     if "model" in req:
         m = Model(req["model"])
         out["logprobs"] = []
+        ours = np.fromfile(req["ours"], dtype="<f4") if "ours" in req else None
+        offset, worst = 0, 0.0
         for ids in req.get("sequences", []):
-            lp = m.log_softmax(m.logits(ids))
+            z = m.logits(ids)
+            lp = m.log_softmax(z)
             out["logprobs"].append([float(lp[i, ids[i + 1]]) for i in range(len(ids) - 1)])
+            if ours is not None:
+                mine = ours[offset:offset + z.size].reshape(z.shape)
+                offset += z.size
+                worst = max(worst, float(np.max(np.abs(mine - z))))
+        if ours is not None:
+            if offset != ours.size:
+                raise SystemExit(f"ours holds {ours.size} logits, the sequences need {offset}")
+            out["max_abs_logit_diff"] = worst
         g = req.get("greedy")
         if g:
             ids, new, margin = list(g["prompt"]), [], float("inf")
