@@ -15,8 +15,8 @@ struct BenchStep: ParsableCommand {
         discussion: """
             Runs --steps training steps of the configuration (a preset, --config, --set, --model as for \
             train) in this one process (colocated, np 1), without evaluations or checkpoints, in a \
-            temporary run directory unless --run-dir is given; reports the median over steps 2… of each \
-            phase's time (step 1 also touches fresh pages). "GFLOP" is the arithmetic the phase needs \
+            temporary run directory unless --run-dir is given; reports the phases of the step of median time \
+            among steps 2… (step 1 also touches fresh pages). "GFLOP" is the arithmetic the phase needs \
             (each token once; the chunk shared by the n samples once per chunk; see StepCost), so MFU \
             also counts work an implementation does twice as lost. The sgemm peak (1024³, best of 5) \
             is measured before and after the steps and the higher kept; memcpy copies a buffer of the \
@@ -77,23 +77,24 @@ struct BenchStep: ParsableCommand {
             let records = try Self.trainRecords(cfg.runDir + "/metrics.jsonl")
             guard !records.isEmpty else { throw AllRanksError(message: "no train records in \(cfg.runDir)", code: 1) }
             let timed = records.count > 1 ? Array(records.dropFirst()) : records
-            func median(_ key: String) -> Double {
-                let xs = timed.compactMap { $0[key] }.sorted()
-                return xs.isEmpty ? 0 : xs[xs.count / 2]
-            }
+            // The step of median time (the lower median for an even count), all its phases: so
+            // the phases add up to that step.
+            let chosen = timed.sorted { ($0["time_step"] ?? 0) < ($1["time_step"] ?? 0) }[(timed.count - 1) / 2]
+            func value(_ key: String) -> Double { chosen[key] ?? 0 }
             let cost = StepCost(model: model, geometry: context.geometry, samples: cfg.samplesPerChunk,
                                 chunks: cfg.chunksPerStep, criticLayers: Features.featureLayers(L: model.layers).max()!)
             emit("")
-            emit("median of step\(timed.count > 1 ? "s" : "") \(timed.compactMap { $0["step"] }.map { String(Int($0)) }.joined(separator: ", "))")
+            emit("step \(Int(chosen["step"] ?? 0)): the median step time of step\(timed.count > 1 ? "s" : "") "
+                 + timed.compactMap { $0["step"] }.map { String(Int($0)) }.joined(separator: ", "))
             emit("\(padRight("phase", 12)) \(pad("s", 8)) \(pad("GFLOP", 9)) \(pad("GFLOP/s", 9)) \(pad("MFU", 7))")
             func row(_ name: String, _ seconds: Double, _ flops: Double) {
                 let rate = seconds > 0 ? flops / seconds / 1e9 : 0
                 emit("\(padRight(name, 12)) \(pad(fixed(seconds, 3), 8)) \(pad(fixed(flops / 1e9, 1), 9)) "
                      + "\(pad(fixed(rate, 1), 9)) \(pad(fixed(100 * rate / peak, 1) + "%", 7))")
             }
-            let sample = median("time_colocated_sample"), features = median("time_colocated_features")
-            let backward = median("time_colocated_backward"), optimizer = median("time_colocated_optimizer")
-            let reward = median("time_colocated_reward"), step = median("time_step")
+            let sample = value("time_colocated_sample"), features = value("time_colocated_features")
+            let backward = value("time_colocated_backward"), optimizer = value("time_colocated_optimizer")
+            let reward = value("time_colocated_reward"), step = value("time_step")
             row("sample", sample, cost.sampling)
             row("features", features, cost.features)
             row("backward", backward, cost.learner)
