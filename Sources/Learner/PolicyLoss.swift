@@ -79,12 +79,17 @@ public final class PolicyLearner {
     /// one layout), so the matrix products are larger; activation memory grows with this.
     public var maxTokensPerBatch = 4096
 
+    /// Run the samples of a chunk as one shared-prefix sequence (the chunk computed once per
+    /// group, `SharedPrefixLearner.swift`); false = one full strided sequence per sample.
+    public var sharedPrefix = true
+
     /// Adds the gradient of each experience's loss (weighted 1/`totalSequences`) into `grads`.
     /// `layerReady(l)` is called as soon as block l's gradients are final (during the last
     /// micro-batch's backward, blocks L−1 … 0); blocks of a learner with no experience are
     /// never reported.
     public func accumulate(_ experiences: [Experience], totalSequences: Int,
                            layerReady: ((Int) -> Void)? = nil) -> LearnerStats {
+        if sharedPrefix { return accumulateShared(experiences, totalSequences: totalSequences, layerReady: layerReady) }
         let g = geometry, layout = g.layout(tDone: g.G), S = g.fullLength
         var stats = LearnerStats()
         let w = 1 / Float(totalSequences)

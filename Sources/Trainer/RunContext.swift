@@ -73,8 +73,10 @@ public final class RunContext {
             } else {
                 criticParams = initial.clone()
             }
-            critic = FeatureNetwork(model: Transformer(parameters: criticParams),
-                                    pooling: config.pooling == "mean" ? .mean : .lastToken)
+            let f = FeatureNetwork(model: Transformer(parameters: criticParams),
+                                   pooling: config.pooling == "mean" ? .mean : .lastToken)
+            f.sharedPrefix = config.sharedPrefix
+            critic = f
         } else {
             critic = nil
         }

@@ -118,6 +118,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var colocate: Bool = false
     public var async: Bool = false
     public var stallTimeout: Double = 300
+    /// Learner and feature network run each chunk's samples as one sequence with the chunk
+    /// computed once (issue 15); false = one full strided sequence per sample (the old path,
+    /// for comparison). Results are equal up to Float32 summation order.
+    public var sharedPrefix: Bool = true
 
     // MARK: the RLVR baseline (method rlvr)
     /// Questions per optimizer step (each sampled `samples-per-chunk` times).
@@ -377,7 +381,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     }
 
     static let optionalFields: Set<String> = ["model", "critic", "validation-data", "eval-data"]
-    static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start"]
+    static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start", "shared-prefix"]
     static let integerFields: Set<String> = [
         "chunk-length", "context-length", "generate-length", "stride", "samples-per-chunk", "chunks-per-step",
         "steps", "episodes", "seed", "max-bad-steps", "spike-window", "eval-every", "eval-chunks", "eval-seeds",
@@ -411,6 +415,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case evalDownTemperature = "eval-down-temperature", evalDownTopP = "eval-down-top-p"
         case runDir = "run-dir", learners, colocate, async, stallTimeout = "stall-timeout"
         case rlvrQuestions = "rlvr-questions", rlvrMaxNewTokens = "rlvr-max-new-tokens"
+        case sharedPrefix = "shared-prefix"
     }
 }
 

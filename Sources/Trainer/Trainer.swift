@@ -96,8 +96,10 @@ public final class Trainer {
         }
         if role.isLearner {
             optimizer = context.makeOptimizer()
-            learner = PolicyLearner(model: context.policy, geometry: context.geometry,
-                                    temperature: Float(c.temperature), ceCoef: Float(c.ceCoef))
+            let l = PolicyLearner(model: context.policy, geometry: context.geometry,
+                                  temperature: Float(c.temperature), ceCoef: Float(c.ceCoef))
+            l.sharedPrefix = c.sharedPrefix
+            learner = l
         } else {
             optimizer = nil
             learner = nil

@@ -27,6 +27,12 @@ final class TrainConfigTests: XCTestCase {
         try c.apply(override: "learningRate=3e-5")
         try c.apply(override: "whitening=false")
         try c.apply(override: "pooling=mean")
+        XCTAssertTrue(c.sharedPrefix, "shared prefixes are the default")
+        try c.apply(override: "shared-prefix=false")
+        XCTAssertFalse(c.sharedPrefix)
+        XCTAssertThrowsError(try c.apply(override: "shared-prefix=sometimes")) { e in
+            XCTAssertTrue("\(e)".contains("shared-prefix") && "\(e)".contains("true or false"), "\(e)")
+        }
         try c.apply(override: "model=/tmp/x.gguf")
         XCTAssertEqual(c.chunkLength, 256)
         XCTAssertEqual(c.learningRate, 3e-5)
