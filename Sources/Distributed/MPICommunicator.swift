@@ -211,6 +211,49 @@ public final class MPICommunicator: Communicator {
         return pending
     }
 
+    public func reduceScatter<T: MPIScalar>(_ send: UnsafePointer<T>, counts: [Int], into recv: UnsafeMutablePointer<T>,
+                                            op: ReduceOp) throws {
+        try checkCounts(counts, "MPI_Reduce_scatter")
+        let dtype = T.mpiDatatype, mop = op.mpiOp
+        for r in variableCountRounds(counts: counts, limit: maxChunkElements) {
+            let c32 = r.counts.map { Int32($0) }
+            try mpiCheck(MPI_Reduce_scatter(send + r.window.lowerBound, recv + r.ownOffsets[rank], c32, dtype, mop, handle),
+                         "MPI_Reduce_scatter(\(op.rawValue), counts \(counts) × \(T.self))")
+        }
+    }
+
+    public func startReduceScatter<T: MPIScalar>(_ send: UnsafePointer<T>, counts: [Int], into recv: UnsafeMutablePointer<T>,
+                                                 op: ReduceOp) throws -> PendingCollective {
+        try checkCounts(counts, "MPI_Ireduce_scatter")
+        let dtype = T.mpiDatatype, mop = op.mpiOp
+        let pending = MPIPendingRequests(operation: "MPI_Ireduce_scatter(\(op.rawValue), counts \(counts) × \(T.self))")
+        for r in variableCountRounds(counts: counts, limit: maxChunkElements) {
+            // The counts array must outlive the request (MPI reads it until completion).
+            let c32 = pending.retain(r.counts.map { Int32($0) })
+            var request: MPI_Request? = cmpi_request_null()
+            try mpiCheck(MPI_Ireduce_scatter(send + r.window.lowerBound, recv + r.ownOffsets[rank], c32, dtype, mop, handle,
+                                             &request), pending.operation)
+            pending.requests.append(request)
+        }
+        return pending
+    }
+
+    public func allGather<T: MPIScalar>(inPlace buffer: UnsafeMutablePointer<T>, counts: [Int]) throws {
+        try checkCounts(counts, "MPI_Allgatherv")
+        let dtype = T.mpiDatatype
+        for r in variableCountRounds(counts: counts, limit: maxChunkElements) {
+            let c32 = r.counts.map { Int32($0) }, d32 = r.displs.map { Int32($0) }
+            try mpiCheck(MPI_Allgatherv(cmpi_in_place(), 0, dtype, buffer + r.window.lowerBound, c32, d32, dtype, handle),
+                         "MPI_Allgatherv(in place, counts \(counts) × \(T.self))")
+        }
+    }
+
+    private func checkCounts(_ counts: [Int], _ op: String) throws {
+        if counts.count != size || counts.contains(where: { $0 < 0 }) {
+            throw CommunicatorError.collectiveMismatch(operation: op, detail: "counts \(counts) must have one non-negative entry per rank (\(size))")
+        }
+    }
+
     public func broadcast<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, root: Int) throws {
         try checkRank(root, "MPI_Bcast")
         let dtype = T.mpiDatatype
@@ -450,6 +493,22 @@ final class MPIPendingRequests: PendingCollective {
     var requests: [MPI_Request?] = []
 
     init(operation: String) { self.operation = operation }
+
+    /// Arrays MPI reads until the requests complete (counts of variable-count collectives).
+    private var retained: [UnsafeMutableBufferPointer<Int32>] = []
+
+    /// A copy of `values` that lives until the requests have completed.
+    func retain(_ values: [Int32]) -> UnsafeMutablePointer<Int32> {
+        let b = UnsafeMutableBufferPointer<Int32>.allocate(capacity: Swift.max(1, values.count))
+        _ = b.initialize(from: values)
+        retained.append(b)
+        return b.baseAddress!
+    }
+
+    deinit {
+        // Still in use by MPI when the requests never completed: leak them rather than free.
+        if requests.isEmpty { for b in retained { b.deallocate() } }
+    }
 
     func test() throws -> Bool {
         if requests.isEmpty { return true }

@@ -118,6 +118,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var colocate: Bool = false
     public var async: Bool = false
     public var stallTimeout: Double = 300
+    /// Shard Adam's moments and the update over the learners (ZeRO stage 1; `shard-optimizer`).
+    public var shardOptimizer: Bool = false
 
     // MARK: the RLVR baseline (method rlvr)
     /// Questions per optimizer step (each sampled `samples-per-chunk` times).
@@ -377,7 +379,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     }
 
     static let optionalFields: Set<String> = ["model", "critic", "validation-data", "eval-data"]
-    static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start"]
+    static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start", "shard-optimizer"]
     static let integerFields: Set<String> = [
         "chunk-length", "context-length", "generate-length", "stride", "samples-per-chunk", "chunks-per-step",
         "steps", "episodes", "seed", "max-bad-steps", "spike-window", "eval-every", "eval-chunks", "eval-seeds",
@@ -411,6 +413,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case evalDownTemperature = "eval-down-temperature", evalDownTopP = "eval-down-top-p"
         case runDir = "run-dir", learners, colocate, async, stallTimeout = "stall-timeout"
         case rlvrQuestions = "rlvr-questions", rlvrMaxNewTokens = "rlvr-max-new-tokens"
+        case shardOptimizer = "shard-optimizer"
     }
 }
 
