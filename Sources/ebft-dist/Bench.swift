@@ -4,5 +4,6 @@ import ArgumentParser
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: communication, BLAS, model and sampler throughput, the optimizer against memcpy.",
-        subcommands: [BenchComm.self, BenchBLAS.self, BenchModel.self, BenchSampler.self, BenchOptimizer.self])
+        subcommands: [BenchComm.self, BenchBLAS.self, BenchModel.self, BenchSampler.self, BenchOptimizer.self,
+                       BenchMemory.self])
 }
