@@ -140,7 +140,9 @@ public protocol Communicator: AnyObject {
     /// Reduce-scatter with per-rank counts (MPI_Reduce_scatter): `send` holds Σ `counts`
     /// elements on every rank; rank i receives in `recv` the element-wise reduction over all
     /// ranks of the `counts[i]` elements at offset Σ_{j<i} counts[j]. `counts` has `size`
-    /// entries (zeros allowed) and is the same on every rank. `send` and `recv` must not overlap.
+    /// entries (zeros allowed) and is the same on every rank. `recv` is either this rank's own
+    /// part of `send` (`send + Σ_{j<rank} counts[j]`: in place, MPI_IN_PLACE; the rest of `send`
+    /// is then undefined afterwards) or does not overlap `send`.
     func reduceScatter<T: MPIScalar>(_ send: UnsafePointer<T>, counts: [Int], into recv: UnsafeMutablePointer<T>,
                                      op: ReduceOp) throws
 

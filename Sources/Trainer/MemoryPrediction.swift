@@ -8,8 +8,8 @@ import Model
 /// - weights: the flat Float32 parameters (padding included), 4·P; with LoRA also the adapters.
 /// - frozen critic: rollout workers' copy of the initial weights for the feature network, 4·P
 ///   (none with LoRA: the critic is the base with the adapters off).
-/// - gradients: learners' flat gradient, 4·P (LoRA: the adapters'); sharded, plus the shard's
-///   reduce-scatter buffer 4·P/L.
+/// - gradients: learners' flat gradient, 4·P (LoRA: the adapters'; sharded, the reduce-scatter
+///   sums in place, so no more).
 /// - optimizer: Adam's m and v, 8·P (sharded: 8·P/L; LoRA: 8·A).
 /// - activations: the policy's training workspace for the largest micro-batch of T tokens
 ///   (≤ 4096, whole strided sequences): per block rstd (2), q, k, v, attention output, lse,
@@ -85,7 +85,7 @@ public struct MemoryPrediction: Equatable, Sendable {
         let shards = shardOptimizer && !lora && role == .learner ? L : (shardOptimizer && !lora && role == .colocated ? W : 1)
         if role.learns {
             let shardP = Double(P) / Double(shards)
-            add("gradients", lora ? f4 * Double(A) : f4 * Double(P) + (shards > 1 ? f4 * shardP : 0))
+            add("gradients", lora ? f4 * Double(A) : f4 * Double(P))
             add("optimizer", lora ? 2 * f4 * Double(A) : 2 * f4 * shardP)
         } else {
             add("gradients", 0); add("optimizer", 0)

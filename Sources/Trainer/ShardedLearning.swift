@@ -5,30 +5,25 @@ import Model
 import Rollout
 
 /// This learner's part of the optimizer when its state is sharded over the learners
-/// (`shard-optimizer`, ZeRO stage 1): shard `index` of `layout`, and a buffer for the summed
-/// gradient of that shard (what the reduce-scatter delivers). Adam's moments for the shard are
-/// in the trainer's `PolicyOptimizer` (of `range.count` elements).
+/// (`shard-optimizer`, ZeRO stage 1): shard `index` of `layout`. Adam's moments for the shard
+/// are in the trainer's `PolicyOptimizer` (of `range.count` elements); the shard's summed
+/// gradient is reduce-scattered in place, into the shard's own range of the gradient buffer.
 public final class OptimizerShard {
     public let layout: ShardLayout
     public let index: Int
-    public let grads: UnsafeMutablePointer<Float>
 
     public init(count: Int, learners: Int, index: Int) {
         layout = ShardLayout(count: count, shards: learners)
         self.index = index
-        let n = layout.range(index).count
-        grads = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
-        grads.initialize(repeating: 0, count: max(1, n))
     }
-
-    deinit { grads.deallocate() }
 
     public var range: Range<Int> { layout.range(index) }
 }
 
 /// Starts the gradient reduce-scatter bucket by bucket while the backward runs (the buckets and
 /// their order are `BucketedAllReduce`'s), each learner receiving the sum of its shard's part of
-/// the bucket into `shard.grads`; `finish()` completes it.
+/// the bucket in place, at the same offsets of `grads` (the rest of the bucket is left
+/// undefined); `finish()` completes it.
 final class BucketedReduceScatter {
     let comm: Communicator
     let grads: ParameterStore
@@ -52,14 +47,14 @@ final class BucketedReduceScatter {
     }
 
     func start(through index: Int) {
-        let mine = shard.range
         while next <= index && next < buckets.count && failure == nil {
             let r = buckets[next]
-            // This learner's part of the bucket lands at its offset in the shard's buffer.
-            let recvStart = min(max(0, r.lowerBound - mine.lowerBound), mine.count)
+            // In place: this learner's part of the bucket is summed where it is.
+            let counts = shard.layout.counts(in: r)
+            let own = counts[..<shard.index].reduce(0, +)
             do {
-                pending.append(try comm.startReduceScatter(grads.pointer + r.lowerBound, counts: shard.layout.counts(in: r),
-                                                           into: shard.grads + recvStart, op: .sum))
+                pending.append(try comm.startReduceScatter(grads.pointer + r.lowerBound, counts: counts,
+                                                           into: grads.pointer + r.lowerBound + own, op: .sum))
             } catch {
                 failure = error
             }
@@ -76,8 +71,8 @@ final class BucketedReduceScatter {
 
 extension Trainer {
     /// Sharded learning (ZeRO stage 1): the backward with its gradient reduce-scattered bucket
-    /// by bucket, then the full gradient buffer is zeroed for the next step (only the shard's
-    /// sum is needed). Returns the learner's statistics; adds the bytes moved to `bytes`.
+    /// by bucket (in place: afterwards only the shard's range of the buffer holds a sum).
+    /// Returns the learner's statistics; adds the bytes moved to `bytes`.
     func shardedBackward(_ learner: PolicyLearner, _ batch: [Experience], _ rl: RLVRRollout, chunks: Int,
                          shard: OptimizerShard, comm lc: Communicator, step t: Int,
                          times: inout PhaseTimes, bytes: inout Double) throws -> LearnerStats {
@@ -88,23 +83,23 @@ extension Trainer {
             return s
         }
         watchdog?.enter("gradient reduce-scatter", step: t, waitingOn: roles.learnerRanks)
-        try times.time("allreduce") {
-            try reducer.finish()
-            learner.grads.pointer.update(repeating: 0, count: learner.grads.count)
-        }
+        try times.time("allreduce") { try reducer.finish() }
         bytes += Double(learner.grads.count * 4)
         return ls
     }
 
     /// Clip and AdamW on this learner's shard (global norms from all-reduced per-block partial
-    /// sums), then the updated parameters are all-gathered so every learner holds them all.
-    func shardedUpdate(_ optimizer: inout PolicyOptimizer, shard: OptimizerShard, comm lc: Communicator, step t: Int,
+    /// sums), the whole gradient buffer zeroed for the next step, then the updated parameters
+    /// are all-gathered so every learner holds them all.
+    func shardedUpdate(_ optimizer: inout PolicyOptimizer, grads: ParameterStore, shard: OptimizerShard,
+                       comm lc: Communicator, step t: Int,
                        times: inout PhaseTimes, bytes: inout Double) throws -> PolicyOptimizer.Result {
         let p = context.policy.parameters
         let result = try times.time("optimizer") {
-            try optimizer.shardedStep(params: p.pointer, shardGrads: shard.grads, shard: shard.range, totalCount: p.count) {
-                try lc.allReduce(&$0, op: .sum)
-            }
+            let r = try optimizer.shardedStep(params: p.pointer, shardGrads: grads.pointer + shard.range.lowerBound,
+                                              shard: shard.range, totalCount: p.count) { try lc.allReduce(&$0, op: .sum) }
+            grads.pointer.update(repeating: 0, count: grads.count)
+            return r
         }
         watchdog?.enter("parameter all-gather", step: t, waitingOn: roles.learnerRanks)
         try times.time("allreduce") { try lc.allGather(inPlace: p.pointer, counts: shard.layout.counts) }

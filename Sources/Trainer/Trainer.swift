@@ -375,7 +375,8 @@ public final class Trainer {
             }
             watchdog?.enter("optimizer", step: t)
             if let shard, let lc = groups.learners {
-                opt = try shardedUpdate(&optimizer, shard: shard, comm: lc, step: t, times: &times, bytes: &bytesSent)
+                opt = try shardedUpdate(&optimizer, grads: learner.grads, shard: shard, comm: lc, step: t, times: &times,
+                                        bytes: &bytesSent)
             } else {
                 opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
             }

@@ -26,6 +26,22 @@ final class VariableCountCollectiveTests: XCTestCase {
         }
     }
 
+    /// In place: each rank's sum lands in its own part of the send buffer.
+    func testInPlaceReduceScatter() throws {
+        let counts = [2, 0, 3]
+        let got = try LocalCommunicator.run(ranks: 3) { comm -> [Float] in
+            var buf: [Float] = (0..<5).map { Float($0 + 1) * Float(comm.rank + 1) }
+            let own = counts[..<comm.rank].reduce(0, +)
+            try buf.withUnsafeMutableBufferPointer { b in
+                let p = try comm.startReduceScatter(UnsafePointer(b.baseAddress!), counts: counts, into: b.baseAddress! + own, op: .sum)
+                try p.wait()
+            }
+            return Array(buf[own..<(own + counts[comm.rank])])
+        }
+        // Σ over ranks of (i + 1)·(r + 1) = 6·(i + 1).
+        XCTAssertEqual(got, [[6, 12], [], [18, 24, 30]])
+    }
+
     func testStartedReduceScatterCompletesOnWait() throws {
         let got = try LocalCommunicator.run(ranks: 2) { comm -> [Float] in
             let send: [Float] = [1, 2, 3, 4, 5].map { $0 * Float(comm.rank + 1) }

@@ -84,7 +84,7 @@ final class ShardedOptimizerTests: XCTestCase {
                 let reducer = BucketedReduceScatter(comm: comm, grads: g, shard: shard)
                 self.simulateBackward(self.config.layers) { reducer.blockReady($0) }
                 try reducer.finish()
-                let r = try opt.shardedStep(params: p.pointer, shardGrads: shard.grads, shard: shard.range,
+                let r = try opt.shardedStep(params: p.pointer, shardGrads: g.pointer + shard.range.lowerBound, shard: shard.range,
                                             totalCount: p.count) { try comm.allReduce(&$0, op: .sum) }
                 try comm.allGather(inPlace: p.pointer, counts: shard.layout.counts)
                 trace.params.append(Array(UnsafeBufferPointer(start: p.pointer, count: p.count)))
