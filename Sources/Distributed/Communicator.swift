@@ -137,6 +137,26 @@ public protocol Communicator: AnyObject {
     func startAllReduce<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws
         -> PendingCollective
 
+    /// Reduce-scatter with per-rank counts (MPI_Reduce_scatter): `send` holds Σ `counts`
+    /// elements on every rank; rank i receives in `recv` the element-wise reduction over all
+    /// ranks of the `counts[i]` elements at offset Σ_{j<i} counts[j]. `counts` has `size`
+    /// entries (zeros allowed) and is the same on every rank. `recv` is either this rank's own
+    /// part of `send` (`send + Σ_{j<rank} counts[j]`: in place, MPI_IN_PLACE; the rest of `send`
+    /// is then undefined afterwards) or does not overlap `send`.
+    func reduceScatter<T: MPIScalar>(_ send: UnsafePointer<T>, counts: [Int], into recv: UnsafeMutablePointer<T>,
+                                     op: ReduceOp) throws
+
+    /// Starts `reduceScatter` (MPI_Ireduce_scatter); `send` and `recv` must stay valid and
+    /// untouched until `wait()` on the returned handle. Every rank must start the same
+    /// collectives in the same order.
+    func startReduceScatter<T: MPIScalar>(_ send: UnsafePointer<T>, counts: [Int], into recv: UnsafeMutablePointer<T>,
+                                          op: ReduceOp) throws -> PendingCollective
+
+    /// In-place all-gather with per-rank counts (MPI_Allgatherv with MPI_IN_PLACE): rank i's
+    /// `counts[i]` elements at offset Σ_{j<i} counts[j] of `buffer` (Σ `counts` elements) are
+    /// copied to the same place on every rank. `counts` is the same on every rank.
+    func allGather<T: MPIScalar>(inPlace buffer: UnsafeMutablePointer<T>, counts: [Int]) throws
+
     /// Copies `count` elements at `buffer` on `root` into `buffer` on every rank.
     /// Every rank must pass the same `count`.
     func broadcast<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, root: Int) throws
@@ -212,6 +232,42 @@ final class DeferredAllReduce<T: MPIScalar>: PendingCollective {
         if done { return }
         done = true
         try comm.allReduce(buffer, count: count, op: op)
+    }
+}
+
+/// A collective run, blocking, when it is waited for (see `DeferredAllReduce`).
+final class DeferredCollective: PendingCollective {
+    var body: (() throws -> Void)?
+
+    init(_ body: @escaping () throws -> Void) { self.body = body }
+
+    func test() throws -> Bool { body == nil }
+
+    func wait() throws {
+        guard let b = body else { return }
+        body = nil
+        try b()
+    }
+}
+
+/// The rounds of a variable-count collective over `counts` (per rank, consecutive) when one
+/// call may carry at most `limit` elements in all: each round is a window of the concatenated
+/// buffer, with every rank's count in it and the offset of its part inside the window and
+/// inside its own part. One round (the whole buffer) when it fits.
+func variableCountRounds(counts: [Int], limit: Int) -> [(window: Range<Int>, counts: [Int], displs: [Int], ownOffsets: [Int])] {
+    precondition(counts.allSatisfy { $0 >= 0 }, "counts must not be negative, got \(counts)")
+    var starts = [Int](), total = 0
+    for c in counts { starts.append(total); total += c }
+    if total == 0 { return [(0..<0, counts, starts, [Int](repeating: 0, count: counts.count))] }
+    return chunkRanges(count: total, limit: limit).map { w in
+        var cs = [Int](), ds = [Int](), own = [Int]()
+        for (i, c) in counts.enumerated() {
+            let lo = Swift.max(w.lowerBound, starts[i]), hi = Swift.min(w.upperBound, starts[i] + c)
+            cs.append(Swift.max(0, hi - lo))
+            ds.append(Swift.max(0, Swift.min(lo, w.upperBound) - w.lowerBound))
+            own.append(Swift.max(0, lo - starts[i]))
+        }
+        return (w, cs, ds, own)
     }
 }
 

@@ -82,6 +82,52 @@ public final class LocalCommunicator: Communicator {
         if count > 0 { result.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: count) } }
     }
 
+    public func reduceScatter<T: MPIScalar>(_ send: UnsafePointer<T>, counts: [Int], into recv: UnsafeMutablePointer<T>,
+                                            op: ReduceOp) throws {
+        let name = "reduceScatter(\(op.rawValue), \(T.self))"
+        try checkCounts(counts, name)
+        let total = counts.reduce(0, +)
+        let mine = Array(UnsafeBufferPointer(start: send, count: total))
+        // Reduced in rank order, as `allReduce` reduces: the two agree element for element.
+        let result = try group.collective(name, rank: rank, contribution: Contribution(count: total, value: (counts, mine))) { parts in
+            let all = parts.map { $0.value as! ([Int], [T]) }
+            if Set(all.map { $0.0 }).count > 1 {
+                throw CommunicatorError.collectiveMismatch(operation: name, detail: "counts per rank are \(all.map { $0.0 })")
+            }
+            var acc = all[0].1
+            for p in all.dropFirst() { for i in 0..<acc.count { acc[i] = op.combine(acc[i], p.1[i]) } }
+            return acc
+        } as! [T]
+        let start = counts[..<rank].reduce(0, +)
+        if counts[rank] > 0 { result.withUnsafeBufferPointer { recv.update(from: $0.baseAddress! + start, count: counts[rank]) } }
+    }
+
+    public func startReduceScatter<T: MPIScalar>(_ send: UnsafePointer<T>, counts: [Int], into recv: UnsafeMutablePointer<T>,
+                                                 op: ReduceOp) throws -> PendingCollective {
+        DeferredCollective { [self] in try reduceScatter(send, counts: counts, into: recv, op: op) }
+    }
+
+    public func allGather<T: MPIScalar>(inPlace buffer: UnsafeMutablePointer<T>, counts: [Int]) throws {
+        let name = "allGather(inPlace:, \(T.self))"
+        try checkCounts(counts, name)
+        let start = counts[..<rank].reduce(0, +), total = counts.reduce(0, +)
+        let mine = Array(UnsafeBufferPointer(start: buffer + start, count: counts[rank]))
+        let result = try group.collective(name, rank: rank, contribution: Contribution(count: total, value: (counts, mine))) { parts in
+            let all = parts.map { $0.value as! ([Int], [T]) }
+            if Set(all.map { $0.0 }).count > 1 {
+                throw CommunicatorError.collectiveMismatch(operation: name, detail: "counts per rank are \(all.map { $0.0 })")
+            }
+            return all.flatMap { $0.1 }
+        } as! [T]
+        if total > 0 { result.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: total) } }
+    }
+
+    private func checkCounts(_ counts: [Int], _ op: String) throws {
+        if counts.count != size || counts.contains(where: { $0 < 0 }) {
+            throw CommunicatorError.collectiveMismatch(operation: op, detail: "counts \(counts) must have one non-negative entry per rank (\(size))")
+        }
+    }
+
     public func broadcast<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, root: Int) throws {
         try checkRank(root, "broadcast")
         let mine: [T] = rank == root ? Array(UnsafeBufferPointer(start: buffer, count: count)) : []

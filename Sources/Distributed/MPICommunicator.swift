@@ -211,6 +211,73 @@ public final class MPICommunicator: Communicator {
         return pending
     }
 
+    public func reduceScatter<T: MPIScalar>(_ send: UnsafePointer<T>, counts: [Int], into recv: UnsafeMutablePointer<T>,
+                                            op: ReduceOp) throws {
+        try checkCounts(counts, "MPI_Reduce_scatter")
+        let dtype = T.mpiDatatype, mop = op.mpiOp
+        let inPlace = UnsafeMutablePointer(mutating: send) + counts[..<rank].reduce(0, +) == recv
+        for r in variableCountRounds(counts: counts, limit: maxChunkElements) {
+            let c32 = r.counts.map { Int32($0) }
+            if inPlace {
+                // MPI_IN_PLACE leaves this rank's result at the start of the window: move it home.
+                let w = UnsafeMutablePointer(mutating: send) + r.window.lowerBound
+                try mpiCheck(MPI_Reduce_scatter(cmpi_in_place(), w, c32, dtype, mop, handle),
+                             "MPI_Reduce_scatter(in place, \(op.rawValue), counts \(counts) × \(T.self))")
+                Self.moveHome(w, displacement: r.displs[rank], count: r.counts[rank])
+            } else {
+                try mpiCheck(MPI_Reduce_scatter(send + r.window.lowerBound, recv + r.ownOffsets[rank], c32, dtype, mop, handle),
+                             "MPI_Reduce_scatter(\(op.rawValue), counts \(counts) × \(T.self))")
+            }
+        }
+    }
+
+    /// Moves `count` elements from `window` to `window + displacement` (regions may overlap).
+    static func moveHome<T>(_ window: UnsafeMutablePointer<T>, displacement: Int, count: Int) {
+        if displacement > 0 && count > 0 {
+            memmove(UnsafeMutableRawPointer(window + displacement), UnsafeRawPointer(window), count * MemoryLayout<T>.stride)
+        }
+    }
+
+    public func startReduceScatter<T: MPIScalar>(_ send: UnsafePointer<T>, counts: [Int], into recv: UnsafeMutablePointer<T>,
+                                                 op: ReduceOp) throws -> PendingCollective {
+        try checkCounts(counts, "MPI_Ireduce_scatter")
+        let dtype = T.mpiDatatype, mop = op.mpiOp
+        let pending = MPIPendingRequests(operation: "MPI_Ireduce_scatter(\(op.rawValue), counts \(counts) × \(T.self))")
+        let inPlace = UnsafeMutablePointer(mutating: send) + counts[..<rank].reduce(0, +) == recv
+        for r in variableCountRounds(counts: counts, limit: maxChunkElements) {
+            // The counts array must outlive the request (MPI reads it until completion).
+            let c32 = pending.retain(r.counts.map { Int32($0) })
+            var request: MPI_Request? = cmpi_request_null()
+            if inPlace {
+                let w = UnsafeMutablePointer(mutating: send) + r.window.lowerBound
+                try mpiCheck(MPI_Ireduce_scatter(cmpi_in_place(), w, c32, dtype, mop, handle, &request), pending.operation)
+                let d = r.displs[rank], n = r.counts[rank]
+                pending.completions.append { Self.moveHome(w, displacement: d, count: n) }
+            } else {
+                try mpiCheck(MPI_Ireduce_scatter(send + r.window.lowerBound, recv + r.ownOffsets[rank], c32, dtype, mop, handle,
+                                                 &request), pending.operation)
+            }
+            pending.requests.append(request)
+        }
+        return pending
+    }
+
+    public func allGather<T: MPIScalar>(inPlace buffer: UnsafeMutablePointer<T>, counts: [Int]) throws {
+        try checkCounts(counts, "MPI_Allgatherv")
+        let dtype = T.mpiDatatype
+        for r in variableCountRounds(counts: counts, limit: maxChunkElements) {
+            let c32 = r.counts.map { Int32($0) }, d32 = r.displs.map { Int32($0) }
+            try mpiCheck(MPI_Allgatherv(cmpi_in_place(), 0, dtype, buffer + r.window.lowerBound, c32, d32, dtype, handle),
+                         "MPI_Allgatherv(in place, counts \(counts) × \(T.self))")
+        }
+    }
+
+    private func checkCounts(_ counts: [Int], _ op: String) throws {
+        if counts.count != size || counts.contains(where: { $0 < 0 }) {
+            throw CommunicatorError.collectiveMismatch(operation: op, detail: "counts \(counts) must have one non-negative entry per rank (\(size))")
+        }
+    }
+
     public func broadcast<T: MPIScalar>(_ buffer: UnsafeMutablePointer<T>, count: Int, root: Int) throws {
         try checkRank(root, "MPI_Bcast")
         let dtype = T.mpiDatatype
@@ -451,6 +518,30 @@ final class MPIPendingRequests: PendingCollective {
 
     init(operation: String) { self.operation = operation }
 
+    /// Arrays MPI reads until the requests complete (counts of variable-count collectives).
+    private var retained: [UnsafeMutableBufferPointer<Int32>] = []
+    /// Run once when the requests have completed (e.g. moving an in-place result home).
+    var completions: [() -> Void] = []
+
+    private func completed() {
+        let c = completions
+        completions = []
+        for f in c { f() }
+    }
+
+    /// A copy of `values` that lives until the requests have completed.
+    func retain(_ values: [Int32]) -> UnsafeMutablePointer<Int32> {
+        let b = UnsafeMutableBufferPointer<Int32>.allocate(capacity: Swift.max(1, values.count))
+        _ = b.initialize(from: values)
+        retained.append(b)
+        return b.baseAddress!
+    }
+
+    deinit {
+        // Still in use by MPI when the requests never completed: leak them rather than free.
+        if requests.isEmpty { for b in retained { b.deallocate() } }
+    }
+
     func test() throws -> Bool {
         if requests.isEmpty { return true }
         var flag: Int32 = 0
@@ -458,7 +549,7 @@ final class MPIPendingRequests: PendingCollective {
         try requests.withUnsafeMutableBufferPointer { b in
             try mpiCheck(MPI_Testall(n, b.baseAddress!, &flag, nil), operation)
         }
-        if flag != 0 { requests = [] }
+        if flag != 0 { requests = []; completed() }
         return flag != 0
     }
 
@@ -469,5 +560,6 @@ final class MPIPendingRequests: PendingCollective {
             try mpiCheck(MPI_Waitall(n, b.baseAddress!, nil), operation)
         }
         requests = []
+        completed()
     }
 }

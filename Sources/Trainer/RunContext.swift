@@ -156,10 +156,11 @@ public final class RunContext {
             pooling: c.pooling == "mean" ? .mean : .lastToken)
     }
 
-    public func makeOptimizer() -> PolicyOptimizer {
+    /// The run's optimizer over `count` parameters (default all; a learner's shard when sharded).
+    public func makeOptimizer(count: Int? = nil) -> PolicyOptimizer {
         let c = config
         return PolicyOptimizer(
-            parameterCount: policy.parameters.count,
+            parameterCount: count ?? policy.parameters.count,
             adam: AdamWConfig(beta1: c.beta1, beta2: c.beta2, eps: c.adamEps, weightDecay: c.weightDecay),
             schedule: .constantWithWarmup(peak: c.learningRate,
                                           warmupSteps: LRSchedule.warmupSteps(maxSteps: totalSteps, ratio: c.warmupRatio)),

@@ -122,6 +122,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// computed once (issue 15); false = one full strided sequence per sample (the old path,
     /// for comparison). Results are equal up to Float32 summation order.
     public var sharedPrefix: Bool = true
+    /// Shard Adam's moments and the update over the learners (ZeRO stage 1; `shard-optimizer`).
+    public var shardOptimizer: Bool = false
 
     // MARK: the RLVR baseline (method rlvr)
     /// Questions per optimizer step (each sampled `samples-per-chunk` times).
@@ -381,7 +383,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     }
 
     static let optionalFields: Set<String> = ["model", "critic", "validation-data", "eval-data"]
-    static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start", "shared-prefix"]
+    static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start", "shared-prefix",
+                                           "shard-optimizer"]
     static let integerFields: Set<String> = [
         "chunk-length", "context-length", "generate-length", "stride", "samples-per-chunk", "chunks-per-step",
         "steps", "episodes", "seed", "max-bad-steps", "spike-window", "eval-every", "eval-chunks", "eval-seeds",
@@ -416,6 +419,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case runDir = "run-dir", learners, colocate, async, stallTimeout = "stall-timeout"
         case rlvrQuestions = "rlvr-questions", rlvrMaxNewTokens = "rlvr-max-new-tokens"
         case sharedPrefix = "shared-prefix"
+        case shardOptimizer = "shard-optimizer"
     }
 }
 

@@ -28,6 +28,8 @@ public final class Trainer {
     let rank: Int
     let role: Role
     public private(set) var optimizer: PolicyOptimizer?
+    /// This learner's optimizer shard (`shard-optimizer` with several learners), else nil.
+    var shard: OptimizerShard?
     let learner: PolicyLearner?
     /// Rank 0's metrics file, opened by `run()` (after a resume has trimmed it).
     var metrics: JSONLWriter?
@@ -95,7 +97,11 @@ public final class Trainer {
             rlvrSampler = nil
         }
         if role.isLearner {
-            optimizer = context.makeOptimizer()
+            if c.shardOptimizer, let lc = groups.learners, lc.size > 1 {
+                shard = OptimizerShard(count: context.policy.parameters.count, learners: lc.size, index: lc.rank)
+                if rank == 0 { log("optimizer state sharded over \(lc.size) learners: \(shard!.layout.counts) parameters each") }
+            }
+            optimizer = context.makeOptimizer(count: shard?.range.count)
             let l = PolicyLearner(model: context.policy, geometry: context.geometry,
                                   temperature: Float(c.temperature), ceCoef: Float(c.ceCoef))
             l.sharedPrefix = c.sharedPrefix
@@ -191,6 +197,7 @@ public final class Trainer {
 
     /// Learner 0 writes weights, Adam moments, step and config (atomically, checksummed).
     func save() throws {
+        let gathered = try gatherShardedMoments()
         guard rank == 0, let optimizer else { return }
         watchdog?.enter("checkpoint", step: stepsDone)
         let c = context.config
@@ -208,7 +215,7 @@ public final class Trainer {
                 checkpointSideFiles = []
             }
         }
-        let dir = try Checkpoint.save(runDir: c.runDir, params: params, optimizer: optimizer.adam,
+        let dir = try Checkpoint.save(runDir: c.runDir, params: params, optimizer: gathered ?? optimizer.adam,
                                       state: state, sideFiles: checkpointSideFiles ?? [])
         log("checkpoint: \(dir)")
         watchdog?.leave()
@@ -232,7 +239,9 @@ public final class Trainer {
             log("resumed from \(found.directory) after step \(steps); writing to \(context.config.runDir)")
         }
         steps = try comm.broadcast(steps, root: 0)
-        if let lc = groups.learners, lc.size > 1, var opt = optimizer {
+        if let shard, let lc = groups.learners {
+            optimizer = try scatterShardedState(shard: shard, comm: lc)
+        } else if let lc = groups.learners, lc.size > 1, var opt = optimizer {
             let p = context.policy.parameters
             try lc.broadcast(p.pointer, count: p.count, root: 0)
             try opt.adam.m.withUnsafeMutableBufferPointer { try lc.broadcast($0, root: 0) }
@@ -348,7 +357,10 @@ public final class Trainer {
             defer { self.optimizer = optimizer }
             batch.sort { (position[$0.chunkID] ?? 0, $0.sample) < (position[$1.chunkID] ?? 0, $1.sample) }
             watchdog?.enter("backward", step: t)
-            if let lc = groups.learners, lc.size > 1 {
+            if let shard, let lc = groups.learners {
+                ls = try shardedBackward(learner, batch, rl, chunks: chunks.count, shard: shard, comm: lc, step: t,
+                                         times: &times, bytes: &bytesSent)
+            } else if let lc = groups.learners, lc.size > 1 {
                 // Bucketed all-reduce: each block's gradient starts reducing as soon as the
                 // backward has finished it; the rest (embedding, final norm) after the backward.
                 let reducer = BucketedAllReduce(comm: lc, grads: learner.grads)
@@ -364,7 +376,12 @@ public final class Trainer {
                 ls = times.time("backward") { learn(learner, batch, rl, chunks: chunks.count, layerReady: nil) }
             }
             watchdog?.enter("optimizer", step: t)
-            opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
+            if let shard, let lc = groups.learners {
+                opt = try shardedUpdate(&optimizer, grads: learner.grads, shard: shard, comm: lc, step: t, times: &times,
+                                        bytes: &bytesSent)
+            } else {
+                opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
+            }
             if rank == 0, let o = opt, o.applied {
                 noiseEstimate = gradientNoise(optimizer, o, chunks: chunks.count)
             }
