@@ -551,7 +551,10 @@ extension ExportTests {
         let scale = Double(logits.map(abs).max()!)
         XCTAssertGreaterThan(scale, 5, "real-model logits should be of order 10")
         XCTAssertLessThan(worst, 1e-4, "max |Δ logit| = \(worst) (logits up to \(scale))")
-        print("real SmolLM2 exported: max |Δ logit| = \(worst) over \(logits.count) logits (max |logit| \(scale))")
+        let worstLogProb = try XCTUnwrap(out["max_abs_logprob_diff"] as? Double)
+        XCTAssertLessThan(worstLogProb, 1e-4, "max |Δ log-softmax| = \(worstLogProb)")
+        print("real SmolLM2 exported: max |Δ logit| = \(worst), max |Δ log-softmax| = \(worstLogProb) over "
+              + "\(logits.count) logits (max |logit| \(scale))")
     }
 }
 

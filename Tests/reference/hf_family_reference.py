@@ -34,7 +34,8 @@ Input (JSON on stdin):
 Output:
   {"logprobs": [[logp of ids[i+1] given ids[:i+1]], ...], "greedy": [ids],
    "greedy_margin": smallest top-1 minus top-2 logit gap over the greedy steps,
-   "max_abs_logit_diff": max |ours - reference| over every logit (with "ours")}
+   "max_abs_logit_diff": max |ours - reference| over every logit (with "ours"),
+   "max_abs_logprob_diff": the same over every log-softmax value (with "ours")}
 """
 import json
 import math
@@ -374,7 +375,7 @@ def main():
         m = Model(req["model"])
         out["logprobs"] = []
         ours = np.fromfile(req["ours"], dtype="<f4") if "ours" in req else None
-        offset, worst = 0, 0.0
+        offset, worst, worst_lp = 0, 0.0, 0.0
         for ids in req.get("sequences", []):
             z = m.logits(ids)
             lp = m.log_softmax(z)
@@ -383,10 +384,12 @@ def main():
                 mine = ours[offset:offset + z.size].reshape(z.shape)
                 offset += z.size
                 worst = max(worst, float(np.max(np.abs(mine - z))))
+                worst_lp = max(worst_lp, float(np.max(np.abs(m.log_softmax(mine.astype(np.float64)) - lp))))
         if ours is not None:
             if offset != ours.size:
                 raise SystemExit(f"ours holds {ours.size} logits, the sequences need {offset}")
             out["max_abs_logit_diff"] = worst
+            out["max_abs_logprob_diff"] = worst_lp
         g = req.get("greedy")
         if g:
             ids, new, margin = list(g["prompt"]), [], float("inf")
