@@ -422,7 +422,9 @@ public enum Checkpoint {
         guard (1...formatVersion).contains(sf.formatVersion) else {
             throw CheckpointError.badState(path: path, problem: "format version \(sf.formatVersion), this build reads 1 to \(formatVersion)", hint: h())
         }
-        for f in dataFiles where !sf.files.contains(where: { $0.name == f }) {
+        // A LoRA checkpoint lists the adapter files in place of the model's.
+        let required = sf.files.contains(where: { $0.name == LoRAFiles.weightsFile }) ? loraDataFiles : dataFiles
+        for f in required where !sf.files.contains(where: { $0.name == f }) {
             throw CheckpointError.badState(path: path, problem: "no checksum entry for \(f)", hint: h())
         }
         if let f = sf.files.first(where: { !CheckpointFiles.isPlainName($0.name) }) {

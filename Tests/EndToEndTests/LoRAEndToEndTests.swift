@@ -110,8 +110,7 @@ final class LoRAEndToEndTests: XCTestCase {
         let ck = a + "/checkpoints/step-000004"
         let s1 = try MPIRun.runDirect(["score", "--model", ck, "--text-file", text], timeout: 60)
         XCTAssertTrue(s1.succeeded, "\(s1)")
-        let s0 = try MPIRun.runDirect(["score", "--model", ck.replacingOccurrences(of: "step-000004", with: "step-000002"),
-                                       "--text-file", text], timeout: 60)
+        let s0 = try MPIRun.runDirect(["score", "--model", b + "/checkpoints/step-000002", "--text-file", text], timeout: 60)
         XCTAssertTrue(s0.succeeded, "\(s0)")
         XCTAssertNotEqual(s1.stdout, s0.stdout, "the adapters of steps 2 and 4 score differently")
 
@@ -130,5 +129,42 @@ final class LoRAEndToEndTests: XCTestCase {
                                            "--set", "lora-rank=0"], timeout: 120)
         XCTAssertFalse(wrong.succeeded)
         XCTAssertTrue((wrong.stderr + wrong.stdout).contains("LoRA checkpoint"), "\(wrong)")
+    }
+
+    /// A LoRA run on a Hugging Face base (a full fine-tuning checkpoint, which is one), then
+    /// `export --merge` of its checkpoint: the merged directory scores exactly as the
+    /// checkpoint itself (base + adapters, merged on load) and differently from the base;
+    /// `export` of an adapter without `--merge` is refused.
+    func testExportMergeEqualsTheCheckpointAsAModel() throws {
+        let full = runDir("base")
+        let one = TrainerEndToEndTests.tiny.map { $0 == "3" ? "1" : $0 }
+        let r0 = try MPIRun.run(np: 1, ["train"] + one + ["--run-dir", full], timeout: 120)
+        XCTAssertTrue(r0.succeeded, "\(r0)")
+        let base = full + "/checkpoints/step-000001"
+        let lr = runDir("lora-on-hf")
+        let r1 = try MPIRun.run(np: 1, ["train"] + Self.lora.map { $0 == "3" ? "2" : $0 }
+                                + ["--set", "model=\(base)", "--run-dir", lr], timeout: 120)
+        XCTAssertTrue(r1.succeeded, "\(r1)")
+        let ck = lr + "/checkpoints/step-000002"
+        let cfg = try JSONSerialization.jsonObject(with: file(ck + "/adapter_config.json")) as! [String: Any]
+        XCTAssertEqual(cfg["base_model_name_or_path"] as? String, URL(fileURLWithPath: base).standardizedFileURL.path)
+        let refused = try MPIRun.runDirect(["export", "--model", ck, "--out", lr + "/nope"], timeout: 60)
+        XCTAssertFalse(refused.succeeded)
+        XCTAssertTrue(refused.stderr.contains("--merge"), "\(refused)")
+        let merged = lr + "/merged"
+        let ex = try MPIRun.runDirect(["export", "--model", ck, "--merge", "--out", merged], timeout: 120)
+        XCTAssertTrue(ex.succeeded, "\(ex)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: merged + "/model.safetensors"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: merged + "/tokenizer.json"))
+        let text = lr + "/text.txt"
+        try "for i in range(10):\n    print(i * i)\n".write(toFile: text, atomically: true, encoding: .utf8)
+        var scores: [String] = []
+        for m in [merged, ck, base] {
+            let s = try MPIRun.runDirect(["score", "--model", m, "--text-file", text], timeout: 60)
+            XCTAssertTrue(s.succeeded, "\(s)")
+            scores.append(s.stdout)
+        }
+        XCTAssertEqual(scores[0], scores[1], "the exported merged model is the checkpoint as a model")
+        XCTAssertNotEqual(scores[1], scores[2], "the adapters change the base model's scores")
     }
 }
