@@ -93,9 +93,45 @@ public enum Checkpoint {
     @discardableResult
     public static func save(runDir: String, params: ParameterStore, optimizer: AdamW, state: CheckpointState,
                             keep: Int = 2, sideFiles: [HFSideFile] = []) throws -> String {
+        try save(runDir: runDir, weights: .full(params), optimizer: optimizer, state: state, keep: keep, sideFiles: sideFiles)
+    }
+
+    /// What a checkpoint holds besides the optimizer: the whole model, or LoRA adapters (in the
+    /// PEFT layout, `LoRAFiles`) on the base model `baseModel`, which is not copied.
+    public enum Weights {
+        case full(ParameterStore)
+        case lora(LoRAWeights, baseModel: String)
+
+        var count: Int {
+            switch self {
+            case let .full(p): return p.count
+            case let .lora(l, _): return l.count
+            }
+        }
+        var model: ModelConfig {
+            switch self {
+            case let .full(p): return p.config
+            case let .lora(l, _): return l.modelConfig
+            }
+        }
+        var files: [String] {
+            switch self {
+            case .full: return Checkpoint.dataFiles
+            case .lora: return Checkpoint.loraDataFiles
+            }
+        }
+    }
+
+    /// The files of a LoRA checkpoint besides state.json and its checksum.
+    public static let loraDataFiles = [LoRAFiles.weightsFile, LoRAFiles.configFile, optimizerFile]
+
+    /// `save` of the given weights (see `Weights`).
+    @discardableResult
+    public static func save(runDir: String, weights: Weights, optimizer: AdamW, state: CheckpointState,
+                            keep: Int = 2, sideFiles: [HFSideFile] = []) throws -> String {
         let ckDir = checkpointsDirectory(runDir: runDir)
-        guard optimizer.count == params.count else {
-            throw CheckpointError.mismatch(path: ckDir, problem: "the optimizer has \(optimizer.count) moments, the parameters \(params.count) values")
+        guard optimizer.count == weights.count else {
+            throw CheckpointError.mismatch(path: ckDir, problem: "the optimizer has \(optimizer.count) moments, the parameters \(weights.count) values")
         }
         guard state.stepsDone >= 0 else {
             throw CheckpointError.mismatch(path: ckDir, problem: "stepsDone \(state.stepsDone) is negative")
@@ -117,8 +153,11 @@ public enum Checkpoint {
         defer { if !published { try? fm.removeItem(atPath: tmp) } }
 
         // 1. tensors (each file is fsynced by its writer)
-        try params.saveHF(directory: tmp, extraMetadata: ["ebft.steps_done": String(state.stepsDone),
-                                                          "ebft.checkpoint": name])
+        let meta = ["ebft.steps_done": String(state.stepsDone), "ebft.checkpoint": name]
+        switch weights {
+        case let .full(params): try params.saveHF(directory: tmp, extraMetadata: meta)
+        case let .lora(lora, base): try LoRAFiles.save(lora, directory: tmp, baseModel: base, metadata: meta)
+        }
         try optimizer.m.withUnsafeBufferPointer { m in
             try optimizer.v.withUnsafeBufferPointer { v in
                 try SafeTensors.write(tensors: [("adam.m", [m.count], m), ("adam.v", [v.count], v)],
@@ -127,7 +166,7 @@ public enum Checkpoint {
             }
         }
         for f in sideFiles {
-            guard CheckpointFiles.isPlainName(f.name), !dataFiles.contains(f.name), f.name != stateFile,
+            guard CheckpointFiles.isPlainName(f.name), !weights.files.contains(f.name), f.name != stateFile,
                   f.name != CheckpointFiles.stateChecksumFile else {
                 throw CheckpointError.writeFailed(path: tmp, reason: "side file name '\(f.name)' is not a plain, unused file name")
             }
@@ -135,13 +174,13 @@ public enum Checkpoint {
         }
         // 2. checksums of what is on disk, then state.json, then its checksum
         var files = [StateFile.FileEntry]()
-        for f in dataFiles + sideFiles.map(\.name) {
+        for f in weights.files + sideFiles.map(\.name) {
             let (bytes, h) = try XXH64.file(tmp + "/" + f)
             files.append(.init(name: f, bytes: bytes, xxh64: XXH64.hex(h)))
         }
         var st = state
         st.adamStep = optimizer.step
-        let sf = StateFile(state: st, parameterCount: params.count, model: params.config, files: files)
+        let sf = StateFile(state: st, parameterCount: weights.count, model: weights.model, files: files)
         let json = Array(try encoder().encode(sf)) + [0x0A]
         try writeAtomically(tmp + "/" + stateFile, json)
         try writeAtomically(tmp + "/" + CheckpointFiles.stateChecksumFile, Array(CheckpointFiles.stateChecksumLine(json).utf8))
@@ -295,6 +334,10 @@ public enum Checkpoint {
     public static func load(_ dir: String, into params: ParameterStore, optimizer: inout AdamW) throws -> CheckpointState {
         let sf = try verify(dir)
         let statePath = dir + "/" + stateFile
+        if LoRAFiles.isAdapter(dir) {
+            throw CheckpointError.mismatch(path: statePath, problem: "it is a LoRA checkpoint (adapters only) and this run "
+                                           + "fine-tunes the whole model: resume it with the lora-rank it was trained with")
+        }
         if sf.parameterCount != params.count || sf.model != params.config {
             throw CheckpointError.mismatch(path: statePath, problem: "it holds \(sf.parameterCount) parameters of \(sf.model), the run has \(params.count) of \(params.config)")
         }
@@ -313,6 +356,36 @@ public enum Checkpoint {
         if optimizer.v.count != params.count { optimizer.v = [Float](repeating: 0, count: params.count) }
         try optimizer.m.withUnsafeMutableBufferPointer { try opt.read("adam.m", into: $0.baseAddress!) }
         try optimizer.v.withUnsafeMutableBufferPointer { try opt.read("adam.v", into: $0.baseAddress!) }
+        optimizer.step = sf.adamStep
+        return sf.state
+    }
+
+    /// Resumes a LoRA run: the adapters into `lora` (same rank, α, targets and model shape), the
+    /// moments into `optimizer`; the base weights are the run's model (not in the checkpoint).
+    public static func load(_ dir: String, into lora: LoRAWeights, optimizer: inout AdamW) throws -> CheckpointState {
+        let sf = try verify(dir)
+        let statePath = dir + "/" + stateFile
+        guard LoRAFiles.isAdapter(dir) else {
+            throw CheckpointError.mismatch(path: statePath, problem: "it is a full fine-tuning checkpoint and this run trains "
+                                           + "LoRA adapters (lora-rank > 0): resume it without LoRA")
+        }
+        if sf.parameterCount != lora.count || sf.model != lora.modelConfig {
+            throw CheckpointError.mismatch(path: statePath, problem: "it holds \(sf.parameterCount) adapter values for \(sf.model), "
+                                           + "the run has \(lora.count) for \(lora.modelConfig)")
+        }
+        let optPath = dir + "/" + optimizerFile
+        let opt = try SafeTensorsFile(path: optPath)
+        for n in ["adam.m", "adam.v"] {
+            let t = try opt.tensor(named: n)
+            guard t.shape == [lora.count], t.dtype == "F32" else {
+                throw CheckpointError.mismatch(path: optPath, problem: "tensor \(n) is \(t.dtype) \(t.shape), expected F32 [\(lora.count)]")
+            }
+        }
+        try LoRAFiles.read(directory: dir, into: lora)
+        if optimizer.m.count != lora.count { optimizer.m = [Float](repeating: 0, count: lora.count) }
+        if optimizer.v.count != lora.count { optimizer.v = [Float](repeating: 0, count: lora.count) }
+        try optimizer.m.withUnsafeMutableBufferPointer { try opt.copy("adam.m", into: $0.baseAddress!) }
+        try optimizer.v.withUnsafeMutableBufferPointer { try opt.copy("adam.v", into: $0.baseAddress!) }
         optimizer.step = sf.adamStep
         return sf.state
     }
@@ -349,7 +422,9 @@ public enum Checkpoint {
         guard (1...formatVersion).contains(sf.formatVersion) else {
             throw CheckpointError.badState(path: path, problem: "format version \(sf.formatVersion), this build reads 1 to \(formatVersion)", hint: h())
         }
-        for f in dataFiles where !sf.files.contains(where: { $0.name == f }) {
+        // A LoRA checkpoint lists the adapter files in place of the model's.
+        let required = sf.files.contains(where: { $0.name == LoRAFiles.weightsFile }) ? loraDataFiles : dataFiles
+        for f in required where !sf.files.contains(where: { $0.name == f }) {
             throw CheckpointError.badState(path: path, problem: "no checksum entry for \(f)", hint: h())
         }
         if let f = sf.files.first(where: { !CheckpointFiles.isPlainName($0.name) }) {

@@ -62,17 +62,44 @@ public struct LearnerStats: Equatable, Sendable {
 /// Teacher-forced strided forward/backward of experiences, accumulating gradients.
 public final class PolicyLearner {
     public let model: Transformer
-    public let grads: ParameterStore
+    /// The gradient of full fine-tuning (nil when the model trains LoRA adapters).
+    public let fullGrads: ParameterStore?
+    /// The adapters' gradient when the model has LoRA adapters (its base weights are frozen).
+    public let loraGrads: LoRAWeights?
+    /// The full fine-tuning gradient (precondition: no LoRA).
+    public var grads: ParameterStore {
+        guard let fullGrads else { preconditionFailure("this learner trains LoRA adapters: use loraGrads") }
+        return fullGrads
+    }
+    /// The trained values' gradient as one flat buffer (the whole model's, or the adapters').
+    public var gradient: (pointer: UnsafeMutablePointer<Float>, count: Int) {
+        if let loraGrads { return (loraGrads.pointer, loraGrads.count) }
+        return (fullGrads!.pointer, fullGrads!.count)
+    }
     public let geometry: StridedGeometry
     public let temperature: Float
     public let ceCoef: Float
 
     public init(model: Transformer, geometry: StridedGeometry, temperature: Float, ceCoef: Float) {
         self.model = model
-        self.grads = ParameterStore(like: model.parameters)
+        if let lora = model.lora {
+            loraGrads = LoRAWeights(like: lora)
+            fullGrads = nil
+        } else {
+            loraGrads = nil
+            fullGrads = ParameterStore(like: model.parameters)
+        }
         self.geometry = geometry
         self.temperature = temperature
         self.ceCoef = ceCoef
+    }
+
+    /// One forward/backward into the gradient this learner trains.
+    func backward(tokens: [Int32], layout: AttentionLayout, predictions: [Prediction]) -> LossResult {
+        if let loraGrads {
+            return model.lossAndGradient(tokens: tokens, layout: layout, predictions: predictions, loraGrads: loraGrads)
+        }
+        return model.lossAndGradient(tokens: tokens, layout: layout, predictions: predictions, grads: grads)
     }
 
     /// Tokens per forward/backward call: experiences are stacked into micro-batches (they share
@@ -110,7 +137,7 @@ public final class PolicyLearner {
                 preds += p
             }
             model.layerGradientsReady = start >= experiences.count ? layerReady : nil
-            let r = model.lossAndGradient(tokens: tokens, layout: layout, predictions: preds, grads: grads)
+            let r = backward(tokens: tokens, layout: layout, predictions: preds)
             model.layerGradientsReady = nil
             let nCE = g.P - 1
             for (b, e) in batch.enumerated() {
@@ -151,7 +178,7 @@ public final class PolicyLearner {
                 for q in 0..<(P - 1) { preds.append(Prediction(row: b * P + q, target: x[q + 1], weight: w)) }
             }
             model.layerGradientsReady = start >= chunks.count ? layerReady : nil
-            let r = model.lossAndGradient(tokens: batch.flatMap { $0 }, layout: layout, predictions: preds, grads: grads)
+            let r = backward(tokens: batch.flatMap { $0 }, layout: layout, predictions: preds)
             model.layerGradientsReady = nil
             for b in 0..<batch.count {
                 stats.sequences += 1
@@ -201,7 +228,7 @@ public final class PolicyLearner {
             }
             // lossAndGradient minimises Σ weight·(−log p): weight = A·w is the loss above.
             model.layerGradientsReady = start >= order.count ? layerReady : nil
-            let r = model.lossAndGradient(tokens: tokens, layout: .causal(length: S), predictions: preds, grads: grads)
+            let r = backward(tokens: tokens, layout: .causal(length: S), predictions: preds)
             model.layerGradientsReady = nil
             var k = 0
             for i in batch {

@@ -93,8 +93,7 @@ extension PolicyLearner {
                 }
             }
             model.layerGradientsReady = bi == batches.count - 1 ? layerReady : nil
-            let r = model.lossAndGradient(tokens: tokens, layout: g.sharedLayout(samples: m), predictions: preds,
-                                          grads: grads)
+            let r = backward(tokens: tokens, layout: g.sharedLayout(samples: m), predictions: preds)
             model.layerGradientsReady = nil
             let perPiece = P - 1 + m * GK
             for (b, piece) in batch.pieces.enumerated() {

@@ -131,7 +131,8 @@ public enum CheckpointFiles {
     /// XXH64 of every file it lists, which must include model.safetensors and config.json.
     /// Returns the warning of an older checkpoint whose state.json is not checksummed.
     @discardableResult
-    public static func verifyModel(_ dir: String, hint: () -> String = { defaultHint }) throws -> String? {
+    public static func verifyModel(_ dir: String, required: [String] = [ParameterStore.hfWeightsFile, ParameterStore.hfConfigFile],
+                                   hint: () -> String = { defaultHint }) throws -> String? {
         let (data, warning) = try verifiedState(dir, hint: hint)
         struct Listing: Decodable { var files: [Entry] }
         let statePath = dir + "/" + stateFile
@@ -139,7 +140,7 @@ public enum CheckpointFiles {
         do { files = try decoder().decode(Listing.self, from: data).files } catch {
             throw CheckpointError.badState(path: statePath, problem: "cannot parse its file list (\(error))", hint: hint())
         }
-        for f in [ParameterStore.hfWeightsFile, ParameterStore.hfConfigFile] where !files.contains(where: { $0.name == f }) {
+        for f in required where !files.contains(where: { $0.name == f }) {
             throw CheckpointError.badState(path: statePath, problem: "no checksum entry for \(f)", hint: hint())
         }
         try verify(files, in: dir, hint: hint)

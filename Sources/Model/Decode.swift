@@ -278,11 +278,11 @@ public final class DecodeBatch {
                     }
                 }
             }
-            Kernels.linearForward(y: x, x: att, weight: P + o.o, rows: B, inDim: qD, outDim: d, accumulate: true)
+            model.linear(y: x, x: att, w: o.o, rows: B, inDim: qD, outDim: d, accumulate: true)
             if let b = o.oBias { Kernels.addBias(x, P + b, rows: B, dim: d) }
             Kernels.rmsnormForward(out: xn, rstd: rstd, x: x, weight: P + o.ffnNorm, count: B, dim: d, eps: c.normEps)
             model.ffnForward(o, xn: xn, rows: B, gate: gate, up: up, h: h)
-            Kernels.linearForward(y: x, x: h, weight: P + o.down, rows: B, inDim: F, outDim: d, accumulate: true)
+            model.linear(y: x, x: h, w: o.down, rows: B, inDim: F, outDim: d, accumulate: true)
             if let b = o.downBias { Kernels.addBias(x, P + b, rows: B, dim: d) }
         }
         Kernels.rmsnormForward(out: hN, rstd: rstd, x: x, weight: P + lay.outputNorm, count: B, dim: d, eps: c.normEps)

@@ -335,6 +335,8 @@ public enum ModelSource {
             throw HFCheckpointError.notFound(path: path, reason: "no such file or directory (expected a GGUF file or a Hugging Face model directory)")
         }
         if !isDir.boolValue { return .gguf }
+        // A PEFT adapter directory (a LoRA checkpoint): its base model plus the adapter.
+        if LoRAFiles.isAdapter(path) { return .huggingFace }
         guard FileManager.default.fileExists(atPath: path + "/" + ParameterStore.hfConfigFile) else {
             throw HFCheckpointError.notFound(path: path, reason: "is a directory without config.json (expected a GGUF file or a Hugging Face model directory with config.json and model.safetensors)")
         }
@@ -346,7 +348,9 @@ public enum ModelSource {
     public static func load(_ path: String, log: (String) -> Void = CheckpointFiles.printWarning) throws -> ParameterStore {
         switch try kind(of: path) {
         case .gguf: return try ParameterStore.load(gguf: try GGUFFile(path: path))
-        case .huggingFace: return try ParameterStore.loadHF(directory: path, log: log)
+        case .huggingFace:
+            if LoRAFiles.isAdapter(path) { return try LoRAFiles.loadMerged(directory: path, log: log) }
+            return try ParameterStore.loadHF(directory: path, log: log)
         }
     }
 }

@@ -156,7 +156,7 @@ public enum Kernels {
 
     /// dx[t] += r·w∘dy − r³/d · x · Σ_i(dy_i w_i x_i);  dw += Σ_t dy ∘ x · r
     /// (accumulates into dx and dw)
-    public static func rmsnormBackward(dx: UnsafeMutablePointer<Float>, dWeight dw: UnsafeMutablePointer<Float>,
+    public static func rmsnormBackward(dx: UnsafeMutablePointer<Float>, dWeight dw: UnsafeMutablePointer<Float>?,
                                        dOut dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                        weight w: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                                        count T: Int, dim d: Int) {
@@ -166,9 +166,13 @@ public enum Kernels {
             var s: Float = 0
             for i in 0..<d { s += dyr[i] * w[i] * xr[i] }
             let c = r * r * r * s / Float(d)
-            for i in 0..<d {
-                dxr[i] += r * w[i] * dyr[i] - c * xr[i]
-                dw[i] += dyr[i] * xr[i] * r
+            if let dw {
+                for i in 0..<d {
+                    dxr[i] += r * w[i] * dyr[i] - c * xr[i]
+                    dw[i] += dyr[i] * xr[i] * r
+                }
+            } else {
+                for i in 0..<d { dxr[i] += r * w[i] * dyr[i] - c * xr[i] }
             }
         }
     }

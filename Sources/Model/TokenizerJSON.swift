@@ -617,6 +617,10 @@ extension BPETokenizer {
             if FileManager.default.fileExists(atPath: path + "/" + tokenizerJSONFile) {
                 return try BPETokenizer(huggingFaceDirectory: path)
             }
+            // A LoRA adapter without tokenizer files: its base model's tokenizer.
+            if LoRAFiles.isAdapter(path), let base = try? LoRAFiles.baseModel(of: path), !RandomModelSpec.matches(base) {
+                return try forModel(at: base, log: log)
+            }
             if CheckpointFiles.isCheckpoint(path) {
                 let gguf = try ModelLocator.defaultGGUF()
                 log("\(path): the checkpoint carries no \(tokenizerJSONFile); using the tokenizer of \(gguf) "

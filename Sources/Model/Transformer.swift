@@ -43,6 +43,11 @@ public final class Transformer {
     /// [logitChunkRows × vocab] (50 MB for SmolLM2 at 256). 256 rather than 128 because the head
     /// gradient dE += dzᵀ·h (k = chunk rows) runs ~20% faster per FLOP at k = 256 with OpenBLAS.
     public var logitChunkRows: Int = 256
+    /// LoRA adapters applied around the adapted projections (`LoRA.swift`); nil = the base model.
+    public var lora: LoRAWeights? {
+        didSet { if let lora { precondition(lora.modelConfig == config, "LoRA adapters of another model shape") } }
+    }
+    let loraScratch = LoRAScratch()
 
     let ws = Workspace()
     public let attentionScratch = Attention.Scratch()
@@ -161,12 +166,12 @@ public final class Transformer {
             }
         }
         a.xmid.update(from: x, count: T * d)
-        Kernels.linearForward(y: a.xmid, x: a.att, weight: P + o.o, rows: T, inDim: c.qDim, outDim: d, accumulate: true)
+        linear(y: a.xmid, x: a.att, w: o.o, rows: T, inDim: c.qDim, outDim: d, accumulate: true)
         if let b = o.oBias { Kernels.addBias(a.xmid, P + b, rows: T, dim: d) }
         Kernels.rmsnormForward(out: xn, rstd: a.rstd2, x: a.xmid, weight: P + o.ffnNorm, count: T, dim: d, eps: c.normEps)
         ffnForward(o, xn: xn, rows: T, gate: a.gate, up: a.up, h: h)
         xOut.update(from: a.xmid, count: T * d)
-        Kernels.linearForward(y: xOut, x: h, weight: P + o.down, rows: T, inDim: c.ffnDim, outDim: d, accumulate: true)
+        linear(y: xOut, x: h, w: o.down, rows: T, inDim: c.ffnDim, outDim: d, accumulate: true)
         if let b = o.downBias { Kernels.addBias(xOut, P + b, rows: T, dim: d) }
     }
 
@@ -179,9 +184,9 @@ public final class Transformer {
                     kRstd: UnsafeMutablePointer<Float>) {
         let c = config, d = c.dim
         let qOut = c.qkNorm ? qRaw : q, kOut = c.qkNorm ? kRaw : k
-        Kernels.linearForward(y: qOut, x: xn, weight: P + o.q, rows: T, inDim: d, outDim: c.qDim)
-        Kernels.linearForward(y: kOut, x: xn, weight: P + o.k, rows: T, inDim: d, outDim: c.kvDim)
-        Kernels.linearForward(y: v, x: xn, weight: P + o.v, rows: T, inDim: d, outDim: c.kvDim)
+        linear(y: qOut, x: xn, w: o.q, rows: T, inDim: d, outDim: c.qDim)
+        linear(y: kOut, x: xn, w: o.k, rows: T, inDim: d, outDim: c.kvDim)
+        linear(y: v, x: xn, w: o.v, rows: T, inDim: d, outDim: c.kvDim)
         if let b = o.qBias { Kernels.addBias(qOut, P + b, rows: T, dim: c.qDim) }
         if let b = o.kBias { Kernels.addBias(kOut, P + b, rows: T, dim: c.kvDim) }
         if let b = o.vBias { Kernels.addBias(v, P + b, rows: T, dim: c.kvDim) }
@@ -198,8 +203,8 @@ public final class Transformer {
     func ffnForward(_ o: LayerOffsets, xn: UnsafePointer<Float>, rows T: Int, gate: UnsafeMutablePointer<Float>,
                     up: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>) {
         let c = config, d = c.dim, F = c.ffnDim
-        Kernels.linearForward(y: gate, x: xn, weight: P + o.gate, rows: T, inDim: d, outDim: F)
-        Kernels.linearForward(y: up, x: xn, weight: P + o.up, rows: T, inDim: d, outDim: F)
+        linear(y: gate, x: xn, w: o.gate, rows: T, inDim: d, outDim: F)
+        linear(y: up, x: xn, w: o.up, rows: T, inDim: d, outDim: F)
         if let b = o.gateBias { Kernels.addBias(gate, P + b, rows: T, dim: F) }
         if let b = o.upBias { Kernels.addBias(up, P + b, rows: T, dim: F) }
         Kernels.swigluForward(out: h, gate: gate, up: up, count: T * F)
@@ -216,7 +221,7 @@ public final class Transformer {
 
     /// dx: [T, d] holds ∂loss/∂(block output) on entry and ∂loss/∂(block input) on exit.
     func blockBackward(_ l: Int, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
-                       a: LayerActs.Ptrs, pass: Pass, grads G: UnsafeMutablePointer<Float>) {
+                       a: LayerActs.Ptrs, pass: Pass, grads G: UnsafeMutablePointer<Float>?) {
         let c = config, d = c.dim, T = pass.T, S = pass.S, F = c.ffnDim
         let o = lay.layers[l]
         let xn = ws.xn.get(T * d), h = ws.h.get(T * F), dxn = ws.dxn.get(T * d)
@@ -225,20 +230,20 @@ public final class Transformer {
         let datt = ws.datt.get(T * c.qDim)
         // FFN
         Kernels.swigluForward(out: h, gate: a.gate, up: a.up, count: T * F)
-        if let b = o.downBias { Kernels.biasBackward(G + b, dx, rows: T, dim: d) }
-        Kernels.linearBackward(dx: dh, dWeight: G + o.down, dy: dx, x: h, weight: P + o.down, rows: T, inDim: F, outDim: d)
+        if let G, let b = o.downBias { Kernels.biasBackward(G + b, dx, rows: T, dim: d) }
+        linearBackward(dx: dh, w: o.down, dy: dx, x: h, rows: T, inDim: F, outDim: d, G: G)
         Kernels.swigluBackward(dGate: dgate, dUp: dup, dOut: dh, gate: a.gate, up: a.up, count: T * F)
-        if let b = o.gateBias { Kernels.biasBackward(G + b, dgate, rows: T, dim: F) }
-        if let b = o.upBias { Kernels.biasBackward(G + b, dup, rows: T, dim: F) }
+        if let G, let b = o.gateBias { Kernels.biasBackward(G + b, dgate, rows: T, dim: F) }
+        if let G, let b = o.upBias { Kernels.biasBackward(G + b, dup, rows: T, dim: F) }
         applyNorm(xn, a.xmid, a.rstd2, P + o.ffnNorm, T, d)
-        Kernels.linearBackward(dx: dxn, dWeight: G + o.gate, dy: dgate, x: xn, weight: P + o.gate, rows: T, inDim: d, outDim: F)
-        Kernels.linearBackward(dx: dxn, dWeight: G + o.up, dy: dup, x: xn, weight: P + o.up, rows: T, inDim: d, outDim: F,
-                               accumulateInput: true)
-        Kernels.rmsnormBackward(dx: dx, dWeight: G + o.ffnNorm, dOut: dxn, x: a.xmid, weight: P + o.ffnNorm,
+        linearBackward(dx: dxn, w: o.gate, dy: dgate, x: xn, rows: T, inDim: d, outDim: F, G: G)
+        linearBackward(dx: dxn, w: o.up, dy: dup, x: xn, rows: T, inDim: d, outDim: F,
+                       accumulateInput: true, G: G)
+        Kernels.rmsnormBackward(dx: dx, dWeight: G.map { $0 + o.ffnNorm }, dOut: dxn, x: a.xmid, weight: P + o.ffnNorm,
                                 rstd: a.rstd2, count: T, dim: d)
         // Attention
-        if let b = o.oBias { Kernels.biasBackward(G + b, dx, rows: T, dim: d) }
-        Kernels.linearBackward(dx: datt, dWeight: G + o.o, dy: dx, x: a.att, weight: P + o.o, rows: T, inDim: c.qDim, outDim: d)
+        if let G, let b = o.oBias { Kernels.biasBackward(G + b, dx, rows: T, dim: d) }
+        linearBackward(dx: datt, w: o.o, dy: dx, x: a.att, rows: T, inDim: c.qDim, outDim: d, G: G)
         Attention.withLayout(pass.layout) { L in
             for b in 0..<pass.B {
                 let qo = b * S * c.qDim, ko = b * S * c.kvDim
@@ -255,23 +260,23 @@ public final class Transformer {
             let dqRaw = ws.dqRaw.get(T * c.qDim), dkRaw = ws.dkRaw.get(T * c.kvDim)
             dqRaw.update(repeating: 0, count: T * c.qDim)
             dkRaw.update(repeating: 0, count: T * c.kvDim)
-            Kernels.rmsnormBackward(dx: dqRaw, dWeight: G + qn, dOut: dq, x: a.qRaw, weight: P + qn, rstd: a.qRstd,
+            Kernels.rmsnormBackward(dx: dqRaw, dWeight: G.map { $0 + qn }, dOut: dq, x: a.qRaw, weight: P + qn, rstd: a.qRstd,
                                     count: T * c.heads, dim: c.headDim)
-            Kernels.rmsnormBackward(dx: dkRaw, dWeight: G + kn, dOut: dk, x: a.kRaw, weight: P + kn, rstd: a.kRstd,
+            Kernels.rmsnormBackward(dx: dkRaw, dWeight: G.map { $0 + kn }, dOut: dk, x: a.kRaw, weight: P + kn, rstd: a.kRstd,
                                     count: T * c.kvHeads, dim: c.headDim)
             dqP = UnsafePointer(dqRaw)
             dkP = UnsafePointer(dkRaw)
         }
-        if let b = o.qBias { Kernels.biasBackward(G + b, dqP, rows: T, dim: c.qDim) }
-        if let b = o.kBias { Kernels.biasBackward(G + b, dkP, rows: T, dim: c.kvDim) }
-        if let b = o.vBias { Kernels.biasBackward(G + b, dv, rows: T, dim: c.kvDim) }
+        if let G, let b = o.qBias { Kernels.biasBackward(G + b, dqP, rows: T, dim: c.qDim) }
+        if let G, let b = o.kBias { Kernels.biasBackward(G + b, dkP, rows: T, dim: c.kvDim) }
+        if let G, let b = o.vBias { Kernels.biasBackward(G + b, dv, rows: T, dim: c.kvDim) }
         applyNorm(xn, x, a.rstd1, P + o.attnNorm, T, d)
-        Kernels.linearBackward(dx: dxn, dWeight: G + o.q, dy: dqP, x: xn, weight: P + o.q, rows: T, inDim: d, outDim: c.qDim)
-        Kernels.linearBackward(dx: dxn, dWeight: G + o.k, dy: dkP, x: xn, weight: P + o.k, rows: T, inDim: d, outDim: c.kvDim,
-                               accumulateInput: true)
-        Kernels.linearBackward(dx: dxn, dWeight: G + o.v, dy: dv, x: xn, weight: P + o.v, rows: T, inDim: d, outDim: c.kvDim,
-                               accumulateInput: true)
-        Kernels.rmsnormBackward(dx: dx, dWeight: G + o.attnNorm, dOut: dxn, x: x, weight: P + o.attnNorm,
+        linearBackward(dx: dxn, w: o.q, dy: dqP, x: xn, rows: T, inDim: d, outDim: c.qDim, G: G)
+        linearBackward(dx: dxn, w: o.k, dy: dkP, x: xn, rows: T, inDim: d, outDim: c.kvDim,
+                       accumulateInput: true, G: G)
+        linearBackward(dx: dxn, w: o.v, dy: dv, x: xn, rows: T, inDim: d, outDim: c.kvDim,
+                       accumulateInput: true, G: G)
+        Kernels.rmsnormBackward(dx: dx, dWeight: G.map { $0 + o.attnNorm }, dOut: dxn, x: x, weight: P + o.attnNorm,
                                 rstd: a.rstd1, count: T, dim: d)
     }
 
@@ -359,19 +364,25 @@ public final class Transformer {
     public func lossAndGradient(tokens: [Int32], layout: AttentionLayout, predictions: [Prediction],
                                 grads: ParameterStore) -> LossResult {
         precondition(grads.layout == parameters.layout, "gradient buffer layout differs from the model's")
+        return lossAndGradient(tokens: tokens, layout: layout, predictions: predictions, G: grads.pointer)
+    }
+
+    /// The backward into the base gradient buffer `G` (nil: base weights frozen, see
+    /// `lossAndGradient(loraGrads:)`).
+    func lossAndGradient(tokens: [Int32], layout: AttentionLayout, predictions: [Prediction],
+                         G: UnsafeMutablePointer<Float>?) -> LossResult {
         let c = config, d = c.dim, L = c.layers
         let pass = makePass(tokens: tokens, layout: layout)
         let T = pass.T
-        let G = grads.pointer
         let xL = runBlocks(tokens: tokens, pass: pass, depth: L, training: true)
         let hN = finalNorm(xL, T: T)
         let dhN = ws.dhN.get(T * d)
         dhN.update(repeating: 0, count: T * d)
-        let result = headLoss(hN: hN, T: T, predictions: predictions, dhN: dhN, dHead: G + lay.head)
+        let result = headLoss(hN: hN, T: T, predictions: predictions, dhN: dhN, dHead: G.map { $0 + lay.head })
         // Final norm backward into dx.
         let dx = ws.dx.get(T * d)
         dx.update(repeating: 0, count: T * d)
-        Kernels.rmsnormBackward(dx: dx, dWeight: G + lay.outputNorm, dOut: dhN, x: xL, weight: P + lay.outputNorm,
+        Kernels.rmsnormBackward(dx: dx, dWeight: G.map { $0 + lay.outputNorm }, dOut: dhN, x: xL, weight: P + lay.outputNorm,
                                 rstd: ws.rstdF.get(T), count: T, dim: d)
         for l in stride(from: L - 1, through: 0, by: -1) {
             let x = ws.x(l).get(T * d)
@@ -386,8 +397,10 @@ public final class Transformer {
             blockBackward(l, x: x, dx: dx, a: acts, pass: pass, grads: G)
             layerGradientsReady?(l)
         }
-        tokens.withUnsafeBufferPointer { tb in
-            Kernels.embeddingBackward(dTable: G + lay.embedding, dOut: dx, tokens: tb.baseAddress!, count: T, dim: d)
+        if let G {
+            tokens.withUnsafeBufferPointer { tb in
+                Kernels.embeddingBackward(dTable: G + lay.embedding, dOut: dx, tokens: tb.baseAddress!, count: T, dim: d)
+            }
         }
         return result
     }
@@ -434,10 +447,12 @@ public final class Transformer {
                         zr[Int(p.target)] -= p.weight * it
                     }
                 }
-                if let dhN, let dHead {
-                    // dhc = dz · E;  dE += dzᵀ · hc
+                if let dhN {
+                    // dhc = dz · E;  dE += dzᵀ · hc (unless the head is frozen)
                     BLAS.sgemm(m: n, n: d, k: V, a: z, lda: V, b: E, ldb: d, c: dhc, ldc: d)
-                    BLAS.sgemm(transA: true, m: V, n: d, k: n, a: z, lda: V, b: hc, ldb: d, beta: 1, c: dHead, ldc: d)
+                    if let dHead {
+                        BLAS.sgemm(transA: true, m: V, n: d, k: n, a: z, lda: V, b: hc, ldb: d, beta: 1, c: dHead, ldc: d)
+                    }
                     for i in 0..<n {
                         Kernels.axpy(1, dhc + i * d, dhN + Int(pr[j0 + i].row) * d, d)
                     }

@@ -17,7 +17,10 @@ public final class RunContext {
     public let modelPath: String
     public let tokenizer: BPETokenizer
     public let policy: Transformer
-    /// The frozen feature network; only ranks that sample (rollout workers) load it.
+    /// The trained LoRA adapters (`lora-rank` > 0; also `policy.lora`), nil for full fine-tuning.
+    public let lora: LoRAWeights?
+    /// The frozen feature network; only ranks that sample (rollout workers) load it. With LoRA
+    /// it is the policy's own base weights with the adapters off (no second copy).
     public let critic: FeatureNetwork?
     public let geometry: StridedGeometry
     /// The training chunks (memory-mapped from the token cache for file sources).
@@ -65,7 +68,27 @@ public final class RunContext {
                                        s: config.stride)
         try Self.checkContext(config: config, geometry: geometry, model: initial, name: modelPath)
         policy = Transformer(parameters: initial)
-        if loadCritic {
+        if let lc = config.loraConfig {
+            let adapters = LoRAWeights(config: lc, model: initial.config)
+            if let dir = config.loraInit {
+                do { try LoRAFiles.read(directory: dir, into: adapters) } catch {
+                    throw ConfigError.invalid(field: "lora-init", reason: "\(error)")
+                }
+                log("lora: adapters from \(dir)")
+            } else {
+                adapters.initialize(seed: config.seed)
+            }
+            policy.lora = adapters
+            lora = adapters
+            log("lora: r=\(lc.rank), alpha=\(lc.alpha), targets \(lc.targets.map(\.hfName).joined(separator: ",")): "
+                + "\(adapters.count) trained values (\(initial.count) frozen)")
+        } else {
+            lora = nil
+        }
+        if loadCritic, lora != nil {
+            critic = FeatureNetwork(model: policy.withoutAdapters(),
+                                    pooling: config.pooling == "mean" ? .mean : .lastToken)
+        } else if loadCritic {
             let criticParams: ParameterStore
             if let c = config.critic {
                 criticParams = try ModelSource.load(c, log: { log("warning: " + $0) })
@@ -160,11 +183,17 @@ public final class RunContext {
     public func makeOptimizer(count: Int? = nil) -> PolicyOptimizer {
         let c = config
         return PolicyOptimizer(
-            parameterCount: count ?? policy.parameters.count,
+            parameterCount: count ?? lora?.count ?? policy.parameters.count,
             adam: AdamWConfig(beta1: c.beta1, beta2: c.beta2, eps: c.adamEps, weightDecay: c.weightDecay),
             schedule: .constantWithWarmup(peak: c.learningRate,
                                           warmupSteps: LRSchedule.warmupSteps(maxSteps: totalSteps, ratio: c.warmupRatio)),
             maxGradNorm: c.maxGradNorm)
+    }
+
+    /// The trained values as one flat buffer: the adapters with LoRA, else the whole policy.
+    public var trainable: (pointer: UnsafeMutablePointer<Float>, count: Int) {
+        if let lora { return (lora.pointer, lora.count) }
+        return (policy.parameters.pointer, policy.parameters.count)
     }
 
     /// The chunks of optimizer step `t`: (global chunk id, tokens).

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 import Rollout
 import Yams
 
@@ -77,6 +78,19 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var adamEps: Double = 1e-8
     public var weightDecay: Double = 0.0
     public var maxGradNorm: Double = 1.0
+
+    // MARK: LoRA (issue 14; `LoRA.swift`)
+    /// LoRA rank r; 0 = full fine-tuning. With r > 0 only the adapters are trained and the
+    /// feature network is the base model with the adapters off.
+    public var loraRank: Int = 0
+    /// α: the adapters' update is scaled by α / r.
+    public var loraAlpha: Double = 16
+    /// Adapted projections: q, k, v, o, gate, up, down (or `all`).
+    public var loraTargets: String = "q,k,v,o,gate,up,down"
+    /// Only 0 (the adapters have no dropout).
+    public var loraDropout: Double = 0
+    /// A PEFT adapter directory (adapter_config.json + adapter_model.safetensors) to start from.
+    public var loraInit: String? = nil
     /// Optimizer steps; 0 = derive from `episodes` and the corpus size.
     public var steps: Int = 0
     public var episodes: Int = 2
@@ -252,6 +266,19 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(method != "rlvr" || samplesPerChunk >= 2, "samples-per-chunk", "RLVR's leave-one-out baseline needs at least 2 samples per question")
         try need(learners >= 1, "learners", "must be at least 1")
         try need(stallTimeout > 0, "stall-timeout", "must be > 0 seconds")
+        try need(loraRank >= 0, "lora-rank", "must be ≥ 0 (0 = full fine-tuning)")
+        try need(loraDropout == 0, "lora-dropout", "only 0 is supported (LoRA dropout is not implemented)")
+        try need(loraInit == nil || loraRank > 0, "lora-init", "needs lora-rank > 0")
+        try need(!(shardOptimizer && loraRank > 0), "shard-optimizer",
+                 "shards full fine-tuning's optimizer state; with lora-rank > 0 only the adapters are trained (their state is small): drop one of the two")
+        if loraRank > 0 {
+            do { _ = try LoRAConfig.parseTargets(loraTargets) } catch {
+                throw ConfigError.invalid(field: "lora-targets", reason: "\(error)")
+            }
+            do { try loraConfig!.validate() } catch { throw ConfigError.invalid(field: "lora-alpha", reason: "\(error)") }
+            try need(critic == nil, "critic", "with LoRA the feature network is the base model with the adapters off; "
+                     + "a separate critic is not supported")
+        }
     }
 
     // MARK: YAML and overrides
@@ -382,13 +409,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         return out
     }
 
-    static let optionalFields: Set<String> = ["model", "critic", "validation-data", "eval-data"]
+    static let optionalFields: Set<String> = ["model", "critic", "validation-data", "eval-data", "lora-init"]
     static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start", "shared-prefix",
                                            "shard-optimizer"]
     static let integerFields: Set<String> = [
         "chunk-length", "context-length", "generate-length", "stride", "samples-per-chunk", "chunks-per-step",
         "steps", "episodes", "seed", "max-bad-steps", "spike-window", "eval-every", "eval-chunks", "eval-seeds",
-        "save-every", "learners",
+        "save-every", "learners", "lora-rank",
         "eval-down-every", "eval-down-limit", "eval-down-samples", "eval-down-max-new-tokens",
         "rlvr-questions", "rlvr-max-new-tokens",
     ]
@@ -410,7 +437,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case whitening, gtWhitening = "gt-whitening", pooling
         case learningRate = "learning-rate", warmupRatio = "warmup-ratio"
         case beta1, beta2, adamEps = "adam-eps", weightDecay = "weight-decay"
-        case maxGradNorm = "max-grad-norm", steps, episodes, seed
+        case maxGradNorm = "max-grad-norm"
+        case loraRank = "lora-rank", loraAlpha = "lora-alpha", loraTargets = "lora-targets", loraDropout = "lora-dropout"
+        case loraInit = "lora-init"
+        case steps, episodes, seed
         case maxBadSteps = "max-bad-steps", spikeWindow = "spike-window", spikeZ = "spike-z"
         case evalEvery = "eval-every", evalChunks = "eval-chunks", evalSeeds = "eval-seeds", saveEvery = "save-every"
         case evalDownEvery = "eval-down-every", evalDownStart = "eval-down-start", evalDownLimit = "eval-down-limit"
@@ -446,5 +476,14 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
         case let .unreadable(path, reason):
             return "cannot read config file \(path): \(reason)"
         }
+    }
+}
+
+extension TrainConfig {
+    /// The LoRA settings (nil: full fine-tuning).
+    public var loraConfig: LoRAConfig? {
+        guard loraRank > 0 else { return nil }
+        let targets = (try? LoRAConfig.parseTargets(loraTargets)) ?? []
+        return LoRAConfig(rank: loraRank, alpha: loraAlpha, targets: targets)
     }
 }

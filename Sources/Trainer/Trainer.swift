@@ -42,6 +42,8 @@ public final class Trainer {
     /// The gradient signal-to-noise tracker (rank 0) and its estimate after the last step.
     var noiseTracker: GradientNoise?
     var noiseEstimate: GradientNoise.Estimate?
+    /// Bytes of the last weight broadcast (sum over the receiving workers; 0 when colocated).
+    var lastSyncBytes = 0.0
 
     public static let phases = ["broadcast", "sample", "features", "reward", "transfer", "backward", "allreduce",
                                 "optimizer", "eval"]
@@ -215,7 +217,14 @@ public final class Trainer {
                 checkpointSideFiles = []
             }
         }
-        let dir = try Checkpoint.save(runDir: c.runDir, params: params, optimizer: gathered ?? optimizer.adam,
+        var weights = Checkpoint.Weights.full(params)
+        if let lora = context.lora {
+            // The base model by absolute path (a random: spec as it is): the adapter's meaning.
+            let m = context.modelPath
+            let base = RandomModelSpec.matches(m) ? m : URL(fileURLWithPath: m).standardizedFileURL.path
+            weights = .lora(lora, baseModel: base)
+        }
+        let dir = try Checkpoint.save(runDir: c.runDir, weights: weights, optimizer: gathered ?? optimizer.adam,
                                       state: state, sideFiles: checkpointSideFiles ?? [])
         log("checkpoint: \(dir)")
         watchdog?.leave()
@@ -232,7 +241,12 @@ public final class Trainer {
         if rank == 0, var opt = optimizer {
             let found = try Checkpoint.resolve(resume: path)
             for m in found.messages { log(m) }
-            let state = try Checkpoint.load(found.directory, into: context.policy.parameters, optimizer: &opt.adam)
+            let state: CheckpointState
+            if let lora = context.lora {
+                state = try Checkpoint.load(found.directory, into: lora, optimizer: &opt.adam)
+            } else {
+                state = try Checkpoint.load(found.directory, into: context.policy.parameters, optimizer: &opt.adam)
+            }
             optimizer = opt
             steps = state.stepsDone
             source = found.runDirectory
@@ -242,7 +256,7 @@ public final class Trainer {
         if let shard, let lc = groups.learners {
             optimizer = try scatterShardedState(shard: shard, comm: lc)
         } else if let lc = groups.learners, lc.size > 1, var opt = optimizer {
-            let p = context.policy.parameters
+            let p = context.trainable
             try lc.broadcast(p.pointer, count: p.count, root: 0)
             try opt.adam.m.withUnsafeMutableBufferPointer { try lc.broadcast($0, root: 0) }
             try opt.adam.v.withUnsafeMutableBufferPointer { try lc.broadcast($0, root: 0) }
@@ -360,6 +374,13 @@ public final class Trainer {
             if let shard, let lc = groups.learners {
                 ls = try shardedBackward(learner, batch, rl, chunks: chunks.count, shard: shard, comm: lc, step: t,
                                          times: &times, bytes: &bytesSent)
+            } else if let lc = groups.learners, lc.size > 1, learner.loraGrads != nil {
+                // LoRA: the adapters' gradient is small; one all-reduce after the backward.
+                ls = times.time("backward") { learn(learner, batch, rl, chunks: chunks.count, layerReady: nil) }
+                watchdog?.enter("gradient all-reduce", step: t, waitingOn: roles.learnerRanks)
+                let g = learner.gradient
+                try times.time("allreduce") { try lc.allReduce(g.pointer, count: g.count, op: .sum) }
+                bytesSent += Double(g.count * 4)
             } else if let lc = groups.learners, lc.size > 1 {
                 // Bucketed all-reduce: each block's gradient starts reducing as soon as the
                 // backward has finished it; the rest (embedding, final norm) after the backward.
@@ -380,7 +401,9 @@ public final class Trainer {
                 opt = try shardedUpdate(&optimizer, grads: learner.grads, shard: shard, comm: lc, step: t, times: &times,
                                         bytes: &bytesSent)
             } else {
-                opt = times.time("optimizer") { optimizer.step(params: context.policy.parameters, grads: learner.grads) }
+                opt = times.time("optimizer") {
+                    optimizer.step(params: context.trainable.pointer, grads: learner.gradient.pointer)
+                }
             }
             if rank == 0, let o = opt, o.applied {
                 noiseEstimate = gradientNoise(optimizer, o, chunks: chunks.count)
@@ -450,6 +473,8 @@ public final class Trainer {
         r["trained_tokens"] = l.tokens
         r["bytes_sent"] = tail[1]
         r["bytes_received"] = tail[2]
+        // The weight broadcast of this step (learner 0 to the workers): the adapters with LoRA.
+        r["sync_bytes"] = lastSyncBytes
         r["unwhitened_blocks"] = s.unwhitenedBlocks
         r["ranks"] = Double(comm.size)
         // Peak resident memory so far (VmHWM, MiB): this rank's, and the largest of any rank's.
@@ -501,16 +526,18 @@ public final class Trainer {
             guard version == Int64(t) else {
                 throw TrainerError.replicasDisagree("rank \(rank) expects the weights after step \(t) but learner 0 sent those after step \(version)")
             }
-            let p = context.policy.parameters
+            // With LoRA only the adapters: every rank loaded the frozen base weights itself.
+            let p = context.trainable
             try sync.broadcast(p.pointer, count: p.count, root: 0)
         }
-        if rank == 0 { bytes += Double(context.policy.parameters.count * 4 * (sync.size - 1)) }
+        lastSyncBytes = Double(context.trainable.count * 4 * (sync.size - 1))
+        if rank == 0 { bytes += lastSyncBytes }
     }
 
     /// Learners compare a checksum of their parameters; replicas must be identical.
     func verifyReplicas(step: Int) throws {
         guard let lc = groups.learners, lc.size > 1 else { return }
-        let p = context.policy.parameters
+        let p = context.trainable
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         let words = UnsafeRawPointer(p.pointer).bindMemory(to: UInt32.self, capacity: p.count)
         for i in 0..<p.count { h = (h ^ UInt64(words[i])) &* 0x0000_0100_0000_01b3 }

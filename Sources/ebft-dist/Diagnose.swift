@@ -79,6 +79,9 @@ struct DiagnoseUpdate: ParsableCommand {
         var seedRNG = SplitMix64(seed: CounterRNG.derive(c.seed, .validationSampling))
         let seeds = (0..<evalSeeds).map { _ in seedRNG.next() }
         let trainSeedValues = (0..<trainSeeds).map { _ in seedRNG.next() }
+        guard ctx.lora == nil else {
+            throw ValidationError("diagnose update measures full fine-tuning steps; drop lora-rank")
+        }
         let policy = ctx.policy, params = policy.parameters, N = params.count
         let learner = PolicyLearner(model: policy, geometry: ctx.geometry, temperature: Float(c.temperature),
                                     ceCoef: Float(c.ceCoef))

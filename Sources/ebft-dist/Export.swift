@@ -25,6 +25,9 @@ struct Export: ParsableCommand {
 
         A source without tokenizer files (an older checkpoint) needs --tokenizer: a GGUF file or \
         Hugging Face directory whose tokenizer to use.
+
+        A LoRA checkpoint (or any PEFT adapter directory) is its base model plus the adapters: \
+        --merge writes the merged model W + (alpha/r)·B·A in the base model's family and config.
         """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case hf, gguf }
@@ -44,6 +47,9 @@ struct Export: ParsableCommand {
     @Option(help: "Take the tokenizer from this GGUF file or HF directory instead of the model source.")
     var tokenizer: String?
 
+    @Flag(help: "Merge a LoRA checkpoint's adapters into its base model (required for an adapter source).")
+    var merge = false
+
     func validate() throws {
         switch format {
         case .hf where HFOutputDType(rawValue: dtype) == nil:
@@ -57,18 +63,30 @@ struct Export: ParsableCommand {
     func run() throws {
         do {
             let source = try resolveModelPath(model)
+            let isAdapter = LoRAFiles.isAdapter(source)
+            if isAdapter && !merge {
+                throw ValidationError("\(source) is a LoRA adapter: pass --merge to write its base model with the adapters merged")
+            }
+            if merge && !isAdapter {
+                throw ValidationError("--merge needs a LoRA checkpoint or PEFT adapter directory; \(source) is a whole model")
+            }
+            // An adapter's config (family, context, bos/eos) is its base model's.
+            let configSource = isAdapter ? try LoRAFiles.baseModel(of: source) : source
+            if RandomModelSpec.matches(configSource) {
+                throw ValidationError("\(source): the base model \(configSource) is random; there is no config to export it with")
+            }
             let start = Date()
             // Loading first: a checkpoint is verified before anything of it is used.
             let store = try ModelSource.load(source, log: { emitError("warning: " + $0) })
             let hf: HFLlama.Config
             let archName: String
-            switch try ModelSource.kind(of: source) {
+            switch try ModelSource.kind(of: configSource) {
             case .gguf:
-                let g = try GGUFFile(path: source)
+                let g = try GGUFFile(path: configSource)
                 hf = try HFLlama.Config(gguf: g)
                 archName = try g.string("general.architecture")
             case .huggingFace:
-                let path = source + "/" + ParameterStore.hfConfigFile
+                let path = configSource + "/" + ParameterStore.hfConfigFile
                 hf = try HFModelConfig(path: path).hf
                 archName = (try? readJSONObject(path))?["model_type"] as? String ?? "llama"
             }
@@ -81,7 +99,8 @@ struct Export: ParsableCommand {
             let c = store.config
             emit("read \(source): \(arch.gguf), \(c.layers) layers, dim \(c.dim), heads \(c.heads)/\(c.kvHeads), ffn \(c.ffnDim), "
                  + "vocab \(c.vocabSize), \(c.parameterCount) parameters\(c.tiedEmbeddings ? " (tied embeddings)" : "")")
-            let tokSource = tokenizer ?? source
+            let ownTokenizer = !isAdapter || FileManager.default.fileExists(atPath: source + "/tokenizer.json")
+            let tokSource = tokenizer ?? (ownTokenizer ? source : configSource)
             func noTokenizer() -> Error {
                 TokenizerExportError("\(tokSource): no tokenizer.json; pass --tokenizer with the GGUF file or "
                                      + "Hugging Face directory whose tokenizer this model uses")
