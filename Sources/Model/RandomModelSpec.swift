@@ -21,6 +21,7 @@ public enum RandomModelSpec {
     public static let shapes: [String: ModelConfig] = [
         "smollm2-135m": .smolLM2_135M,
         "qwen2.5-0.5b": .qwen25_05B,
+        "llama-3.2-1b": .llama32_1B,
     ]
 
     public struct SpecError: Error, CustomStringConvertible, LocalizedError {
@@ -138,4 +139,12 @@ extension ModelConfig {
     public static let qwen25_05B = ModelConfig(
         dim: 896, layers: 24, heads: 14, kvHeads: 2, headDim: 64, ffnDim: 4864, vocabSize: 151936,
         ropeBase: 1_000_000, normEps: 1e-6, tiedEmbeddings: true, architecture: .qwen2, qkvBias: true)
+
+    /// Llama-3.2-1B's config.json: 16 layers of 2048, 32 heads of 64 (8 KV heads), ffn 8192,
+    /// vocabulary 128,256, tied head, rope theta 500,000 with llama3 scaling (factor 32).
+    public static let llama32_1B = ModelConfig(
+        dim: 2048, layers: 16, heads: 32, kvHeads: 8, headDim: 64, ffnDim: 8192, vocabSize: 128_256,
+        ropeBase: 500_000, normEps: 1e-5, tiedEmbeddings: true, architecture: .llama,
+        ropeScaling: RopeScaling(kind: .llama3, factor: 32, lowFreqFactor: 1, highFreqFactor: 4,
+                                 originalMaxPositionEmbeddings: 8192))
 }

@@ -42,13 +42,17 @@ struct BenchMemory: ParsableCommand {
         let runtime = Double(PeakMemory.residentBytes() ?? 0)
         var config = try TrainConfig.preset(preset)
         for s in set { try config.apply(override: s) }
-        let params: ParameterStore
-        if RandomModelSpec.matches(model) {
-            params = try RandomModelSpec.make(model, vocab: ModelConfig.smolLM2_135M.vocabSize)
-        } else {
-            params = try ModelSource.load(try resolveModelPath(model), log: { emitError("warning: " + $0) })
-        }
-        let c = params.config, P = params.count
+        // The shape only: the store is released before the measured run starts (a 1B-parameter
+        // model would otherwise sit in this process beside the ranks it measures).
+        let (c, P): (ModelConfig, Int) = try {
+            let params: ParameterStore
+            if RandomModelSpec.matches(model) {
+                params = try RandomModelSpec.make(model, vocab: ModelConfig.smolLM2_135M.vocabSize)
+            } else {
+                params = try ModelSource.load(try resolveModelPath(model), log: { emitError("warning: " + $0) })
+            }
+            return (params.config, params.count)
+        }()
         let workers = np == 1 ? 1 : np - learners
         print("bench memory: \(model): \(c.layers) layers, d=\(c.dim), V=\(c.vocabSize), \(P) parameters; preset \(preset) "
               + "(P=\(config.chunkLength), c=\(config.contextLength), G=\(config.generateLength), s=\(config.stride), "
