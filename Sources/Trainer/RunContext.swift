@@ -43,10 +43,12 @@ public final class RunContext {
             let gguf = try GGUFFile(path: try ModelLocator.defaultGGUF())
             tokenizer = try BPETokenizer(gguf: gguf)
             initial = try Self.randomModel(spec, vocab: tokenizer.vocabSize)
-            if initial.config.vocabSize != tokenizer.vocabSize {
+            // More embedding rows than tokens is fine (as for Qwen's padded vocabularies): a
+            // random model of a published shape (shape=llama-3.2-1b) keeps its real head size.
+            if initial.config.vocabSize < tokenizer.vocabSize {
                 throw ConfigError.invalid(field: "model", reason: "\(spec) has a vocabulary of \(initial.config.vocabSize) "
                                           + "tokens; a random model is trained with the SmolLM2 tokenizer's "
-                                          + "\(tokenizer.vocabSize) (drop vocab= / shape=)")
+                                          + "\(tokenizer.vocabSize), so it needs at least that many (drop vocab=)")
             }
             modelPath = spec
         } else {

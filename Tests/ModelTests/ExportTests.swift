@@ -498,6 +498,19 @@ final class ExportTests: XCTestCase {
         let tok = try BPETokenizer(gguf: smol)
         XCTAssertEqual(seqs, texts.map { tok.encode($0, allowSpecial: true) })
 
+        let (worst, worstLogProb, scale, _) = try Self.compareWithReference(store: store, hf: hf, sequences: seqs, dir: dir)
+        XCTAssertGreaterThan(scale, 1, "the logits should not be near zero for this test to mean anything")
+        XCTAssertLessThan(worst, 1e-4, "max |Δ logit| = \(worst) (logits up to \(scale))")
+        XCTAssertLessThan(worstLogProb, 1e-4, "max |Δ log-softmax| = \(worstLogProb)")
+    }
+}
+
+extension ExportTests {
+    /// Our logits of every position of `sequences` (causal) against the NumPy family reference
+    /// run on the Hugging Face directory `hf`: the largest |Δ logit| and |Δ log-softmax|, the
+    /// largest |logit| and the number of logits compared.
+    static func compareWithReference(store: ParameterStore, hf: String, sequences seqs: [[Int32]],
+                                     dir: String) throws -> (logit: Double, logProb: Double, scale: Double, count: Int) {
         let model = Transformer(parameters: store)
         var logits: [Float] = []
         for ids in seqs {
@@ -509,14 +522,10 @@ final class ExportTests: XCTestCase {
                                                                   "sequences": seqs.map { $0.map(Int.init) }])
         let script = "import runpy, sys; sys.argv = ['ref']; runpy.run_path('\(S.packageRoot)/Tests/reference/hf_family_reference.py', run_name='__main__')"
         let out = try JSONSerialization.jsonObject(with: try PythonRun.run(script, input: request)) as! [String: Any]
-        let worst = try XCTUnwrap(out["max_abs_logit_diff"] as? Double)
-        let scale = Double(logits.map(abs).max()!)
-        XCTAssertGreaterThan(scale, 1, "the logits should not be near zero for this test to mean anything")
-        XCTAssertLessThan(worst, 1e-4, "max |Δ logit| = \(worst) (logits up to \(scale))")
+        return (try XCTUnwrap(out["max_abs_logit_diff"] as? Double), try XCTUnwrap(out["max_abs_logprob_diff"] as? Double),
+                Double(logits.map(abs).max()!), logits.count)
     }
-}
 
-extension ExportTests {
     /// The real SmolLM2-135M (GGUF, dequantized to Float32) exported as the CLI does
     /// (`export --format hf`): the NumPy reference (float64, Hugging Face's rotate-half RoPE,
     /// reading only the exported model.safetensors and config.json) gives our logits within 1e-4
@@ -536,25 +545,12 @@ extension ExportTests {
                     "<|im_start|>user\nTranslate to German: the weather is nice today.<|im_end|>\n<|im_start|>assistant\n"]
             .map { tok.encode($0, allowSpecial: true) }
         XCTAssertGreaterThan(seqs[0].count, 20)
-        let model = Transformer(parameters: store)
-        var logits: [Float] = []
-        for ids in seqs {
-            logits += model.logits(tokens: ids, layout: .causal(length: ids.count), rows: Array(0..<ids.count))
-        }
-        let oursPath = dir + "/ours.f32"
-        try logits.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: oursPath)) }
-        let request = try JSONSerialization.data(withJSONObject: ["model": hf, "ours": oursPath,
-                                                                  "sequences": seqs.map { $0.map(Int.init) }])
-        let script = "import runpy, sys; sys.argv = ['ref']; runpy.run_path('\(S.packageRoot)/Tests/reference/hf_family_reference.py', run_name='__main__')"
-        let out = try JSONSerialization.jsonObject(with: try PythonRun.run(script, input: request)) as! [String: Any]
-        let worst = try XCTUnwrap(out["max_abs_logit_diff"] as? Double)
-        let scale = Double(logits.map(abs).max()!)
+        let (worst, worstLogProb, scale, count) = try Self.compareWithReference(store: store, hf: hf, sequences: seqs, dir: dir)
         XCTAssertGreaterThan(scale, 5, "real-model logits should be of order 10")
         XCTAssertLessThan(worst, 1e-4, "max |Δ logit| = \(worst) (logits up to \(scale))")
-        let worstLogProb = try XCTUnwrap(out["max_abs_logprob_diff"] as? Double)
         XCTAssertLessThan(worstLogProb, 1e-4, "max |Δ log-softmax| = \(worstLogProb)")
         print("real SmolLM2 exported: max |Δ logit| = \(worst), max |Δ log-softmax| = \(worstLogProb) over "
-              + "\(logits.count) logits (max |logit| \(scale))")
+              + "\(count) logits (max |logit| \(scale))")
     }
 }
 
