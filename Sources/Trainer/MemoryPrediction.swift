@@ -1,4 +1,5 @@
 import Model
+import Rollout
 
 /// Predicted resident bytes of one rank during an EBFT step (`ebft-dist bench memory`), by
 /// category, from the model's shapes and the run's geometry. Every buffer the step allocates
@@ -96,8 +97,22 @@ public struct MemoryPrediction: Equatable, Sendable {
             let total = t.chunksPerStep * n
             let chunksHere = role == .colocated ? (t.chunksPerStep + W - 1) / W : t.chunksPerStep
             let seqs = role == .colocated ? chunksHere * n : (total + L - 1) / L
-            let perBatch = max(1, maxTokensPerBatch / S)
-            let T = Double(min(seqs, perBatch) * S)
+            var T: Double
+            if t.sharedPrefix, let g = try? StridedGeometry(P: t.chunkLength, c: t.contextLength, G: t.generateLength,
+                                                           s: t.stride) {
+                // Shared prefixes: a piece is one chunk's samples on this learner (sequence j goes
+                // to learner j mod L) that fit the micro-batch, pieces of equal size stacked.
+                let chunksWithSamples = role == .colocated ? chunksHere : t.chunksPerStep
+                let samplesHere = role == .colocated || L == 1 ? n : (n + L - 1) / L
+                let sizes = g.sharedGroupSizes(samples: samplesHere, maxTokens: maxTokensPerBatch)
+                let m = sizes.max() ?? 1
+                let pieces = chunksWithSamples * sizes.filter { $0 == m }.count
+                let Sm = g.sharedLength(samples: m)
+                T = Double(min(pieces, max(1, maxTokensPerBatch / Sm)) * Sm)
+            } else {
+                let perBatch = max(1, maxTokensPerBatch / S)
+                T = Double(min(seqs, perBatch) * S)
+            }
             let loraActs = lora ? 7 * (loraRank ?? 0) : 0
             acts += T * Double(c.layers * (actsPerToken(c) + loraActs) + (c.layers + 1) * d + workspacePerToken(c)) * f4
             logits += Double(logitChunkRows) * Double(V + 2 * d) * f4
@@ -105,7 +120,8 @@ public struct MemoryPrediction: Equatable, Sendable {
         if role.samples {
             // Critic inference over n strided sequences: block buffers (one block), two residual
             // buffers, xn and h, and the three captured layers.
-            let Tc = Double(n * S)
+            // (with shared prefixes one sequence of the chunk and the n samples' tokens)
+            let Tc = Double(t.sharedPrefix ? t.chunkLength + n * t.generateLength * K : n * S)
             if !role.learns {
                 // The policy's own workspace on a pure worker: the prefix forward of one chunk.
                 let Tp = Double(t.chunkLength)

@@ -8,12 +8,26 @@ final class MemoryPredictionTests: XCTestCase {
     let model = ModelConfig(dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffnDim: 12, vocabSize: 10)
 
     /// P = 8, c = 2, G = 2, s = 2 → K = 3 blocks, strided length S = 8 + 2·3 = 14; n = 2
-    /// samples, 2 chunks per step.
-    func geometry() -> TrainConfig {
+    /// samples, 2 chunks per step; one strided sequence per sample (`shared-prefix=false`).
+    func geometry(sharedPrefix: Bool = false) -> TrainConfig {
         var t = TrainConfig()
         t.chunkLength = 8; t.contextLength = 2; t.generateLength = 2; t.stride = 2
         t.samplesPerChunk = 2; t.chunksPerStep = 2
+        t.sharedPrefix = sharedPrefix
         return t
+    }
+
+    /// Shared prefixes: a chunk's samples are one sequence of P + n·G·K = 8 + 2·6 = 20 tokens.
+    func testSharedPrefix() {
+        let t = geometry(sharedPrefix: true)
+        let p = MemoryPrediction.predict(model: model, parameters: 500, config: t, role: .colocated, learners: 1, workers: 1)
+        // Learner: 2 chunks → 2 pieces of 20 tokens in one micro-batch; critic: one 20-token sequence.
+        XCTAssertEqual(bytes(p, "activations"), Double(40 * 189 * 4 + 20 * 120 * 4))
+        // 2 learners: each holds one sample of each chunk, pieces of 8 + 6 = 14 tokens, 2 of them.
+        let l = MemoryPrediction.predict(model: model, parameters: 500, config: t, role: .learner, learners: 2, workers: 2)
+        XCTAssertEqual(bytes(l, "activations"), Double(28 * 189 * 4))
+        let w = MemoryPrediction.predict(model: model, parameters: 500, config: t, role: .worker, learners: 2, workers: 2)
+        XCTAssertEqual(bytes(w, "activations"), Double(8 * 96 * 4 + 20 * 120 * 4))
     }
 
     func bytes(_ p: MemoryPrediction, _ name: String) -> Double {
