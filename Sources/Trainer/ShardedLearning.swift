@@ -20,55 +20,6 @@ public final class OptimizerShard {
     public var range: Range<Int> { layout.range(index) }
 }
 
-/// Starts the gradient reduce-scatter bucket by bucket while the backward runs (the buckets and
-/// their order are `BucketedAllReduce`'s), each learner receiving the sum of its shard's part of
-/// the bucket in place, at the same offsets of `grads` (the rest of the bucket is left
-/// undefined); `finish()` completes it.
-final class BucketedReduceScatter {
-    let comm: Communicator
-    let grads: ParameterStore
-    let shard: OptimizerShard
-    let buckets: [Range<Int>]
-    var next = 0
-    var pending: [PendingCollective] = []
-    var failure: Error?
-
-    init(comm: Communicator, grads: ParameterStore, shard: OptimizerShard) {
-        self.comm = comm
-        self.grads = grads
-        self.shard = shard
-        buckets = grads.layout.backwardBuckets
-    }
-
-    /// Block `l` is final: start every bucket up to and including it.
-    func blockReady(_ l: Int) {
-        start(through: grads.layout.layers.count - 1 - l)
-        for p in pending { _ = try? p.test() }
-    }
-
-    func start(through index: Int) {
-        while next <= index && next < buckets.count && failure == nil {
-            let r = buckets[next]
-            // In place: this learner's part of the bucket is summed where it is.
-            let counts = shard.layout.counts(in: r)
-            let own = counts[..<shard.index].reduce(0, +)
-            do {
-                pending.append(try comm.startReduceScatter(grads.pointer + r.lowerBound, counts: counts,
-                                                           into: grads.pointer + r.lowerBound + own, op: .sum))
-            } catch {
-                failure = error
-            }
-            next += 1
-        }
-    }
-
-    func finish() throws {
-        start(through: buckets.count - 1)
-        if let failure { throw failure }
-        for p in pending { try p.wait() }
-    }
-}
-
 extension Trainer {
     /// Sharded learning (ZeRO stage 1): the backward with its gradient reduce-scattered bucket
     /// by bucket (in place: afterwards only the shard's range of the buffer holds a sum).
@@ -76,7 +27,7 @@ extension Trainer {
     func shardedBackward(_ learner: PolicyLearner, _ batch: [Experience], _ rl: RLVRRollout, chunks: Int,
                          shard: OptimizerShard, comm lc: Communicator, step t: Int,
                          times: inout PhaseTimes, bytes: inout Double) throws -> LearnerStats {
-        let reducer = BucketedReduceScatter(comm: lc, grads: learner.grads, shard: shard)
+        let reducer = BucketedReduction.reduceScatter(comm: lc, grads: learner.grads, shard: shard)
         let ls = try times.time("backward") {
             let s = learn(learner, batch, rl, chunks: chunks) { l in reducer.blockReady(l) }
             try reducer.failure.map { throw $0 }

@@ -384,7 +384,7 @@ public final class Trainer {
             } else if let lc = groups.learners, lc.size > 1 {
                 // Bucketed all-reduce: each block's gradient starts reducing as soon as the
                 // backward has finished it; the rest (embedding, final norm) after the backward.
-                let reducer = BucketedAllReduce(comm: lc, grads: learner.grads)
+                let reducer = BucketedReduction.allReduce(comm: lc, grads: learner.grads)
                 ls = try times.time("backward") {
                     let s = learn(learner, batch, rl, chunks: chunks.count) { l in reducer.blockReady(l) }
                     try reducer.failure.map { throw $0 }
@@ -594,49 +594,5 @@ public final class Trainer {
             if !got { usleep(200) }
         }
         return (out, bytes)
-    }
-}
-
-/// Starts the gradient all-reduce bucket by bucket (`ParameterLayout.backwardBuckets`) while the
-/// backward runs, and completes it in `finish()`. Every learner starts the same buckets in the
-/// same order: blocks L−1 … 0 (as the backward reports them, or all at `finish()` for a learner
-/// that had nothing to train on), then the remainder.
-final class BucketedAllReduce {
-    let comm: Communicator
-    let grads: ParameterStore
-    let buckets: [Range<Int>]
-    var next = 0
-    var pending: [PendingCollective] = []
-    var failure: Error?
-
-    init(comm: Communicator, grads: ParameterStore) {
-        self.comm = comm
-        self.grads = grads
-        buckets = grads.layout.backwardBuckets
-    }
-
-    /// Block `l` is final: start every bucket up to and including it.
-    func blockReady(_ l: Int) {
-        let layers = grads.layout.layers.count
-        start(through: layers - 1 - l)
-        for p in pending { _ = try? p.test() }  // let MPI progress the earlier ones
-    }
-
-    func start(through index: Int) {
-        while next <= index && next < buckets.count && failure == nil {
-            let r = buckets[next]
-            do {
-                pending.append(try comm.startAllReduce(grads.pointer + r.lowerBound, count: r.count, op: .sum))
-            } catch {
-                failure = error
-            }
-            next += 1
-        }
-    }
-
-    func finish() throws {
-        start(through: buckets.count - 1)
-        if let failure { throw failure }
-        for p in pending { try p.wait() }
     }
 }

@@ -55,7 +55,7 @@ final class ShardedOptimizerTests: XCTestCase {
             var trace = Trace()
             for t in 0..<self.steps {
                 self.fillGradient(g, step: t, rank: comm.rank)
-                let reducer = BucketedAllReduce(comm: comm, grads: g)
+                let reducer = BucketedReduction.allReduce(comm: comm, grads: g)
                 self.simulateBackward(self.config.layers) { reducer.blockReady($0) }
                 try reducer.finish()
                 let before = Array(UnsafeBufferPointer(start: p.pointer, count: p.count))
@@ -81,7 +81,7 @@ final class ShardedOptimizerTests: XCTestCase {
             var trace = Trace()
             for t in 0..<self.steps {
                 self.fillGradient(g, step: t, rank: comm.rank)
-                let reducer = BucketedReduceScatter(comm: comm, grads: g, shard: shard)
+                let reducer = BucketedReduction.reduceScatter(comm: comm, grads: g, shard: shard)
                 self.simulateBackward(self.config.layers) { reducer.blockReady($0) }
                 try reducer.finish()
                 let r = try opt.shardedStep(params: p.pointer, shardGrads: g.pointer + shard.range.lowerBound, shard: shard.range,
