@@ -18,10 +18,7 @@ final class GradCheckTests: XCTestCase {
     }
 
     func loss(_ m: Transformer, _ tokens: [Int32], _ layout: AttentionLayout, _ preds: [Prediction]) -> Double {
-        let lp = m.logProbs(tokens: tokens, layout: layout, predictions: preds)
-        var s = 0.0
-        for (j, p) in preds.enumerated() { s += Double(p.weight) * Double(-lp[j]) }
-        return s
+        FiniteDifferenceCheck.loss(m, tokens, layout, preds)
     }
 
     /// Checks, per tensor, the entries with the largest analytic gradient plus a few random ones.
@@ -30,39 +27,12 @@ final class GradCheckTests: XCTestCase {
         let grads = ParameterStore(like: m.parameters)
         let res = m.lossAndGradient(tokens: tokens, layout: layout, predictions: preds, grads: grads)
         XCTAssertEqual(res.loss, loss(m, tokens, layout, preds), accuracy: 1e-4 * abs(res.loss), file: file, line: line)
-        var rng = TF.RNG(99)
-        let h: Float = 1e-2
-        // The Float32 log-probs carry rounding errors of a few ulps each, and their size depends
-        // on the BLAS kernel's summation order; in the difference of two losses they need not
-        // cancel. So the finite difference itself is uncertain by about
-        // k·ε₃₂·Σ|w·log p| / h (k = 2: an ulp per log-prob in each of the two evaluations), which
-        // the bound allows on top of 1 % of the tensor's largest gradient.
-        let lp0 = m.logProbs(tokens: tokens, layout: layout, predictions: preds)
-        let scale = zip(preds, lp0).reduce(0.0) { $0 + abs(Double($1.0.weight) * Double($1.1)) }
-        let roundoff = 2 * Double(Float.ulpOfOne) * scale / Double(h)
-        var worst = 0.0
-        for v in m.parameters.layout.views {
-            let g = UnsafeBufferPointer(start: grads.pointer + v.offset, count: v.count)
-            let gmax = g.reduce(Float(0)) { max($0, abs($1)) }
-            XCTAssertGreaterThan(gmax, 0, "\(v.name) got no gradient", file: file, line: line)
-            var idx = Array(g.indices.sorted { abs(g[$0]) > abs(g[$1]) }.prefix(3))
-            for _ in 0..<3 { idx.append(rng.int(v.count)) }
-            for i in idx {
-                let p = m.parameters.pointer + v.offset + i
-                let old = p.pointee
-                p.pointee = old + h
-                let lp = loss(m, tokens, layout, preds)
-                p.pointee = old - h
-                let lm = loss(m, tokens, layout, preds)
-                p.pointee = old
-                let fd = (lp - lm) / Double(2 * h)
-                let err = abs(fd - Double(g[i]))
-                let bound = 1e-2 * max(Double(gmax), 1e-3) + roundoff
-                worst = max(worst, err / bound)
-                XCTAssertLessThan(err, bound, "\(v.name)[\(i)]: analytic \(g[i]) vs fd \(fd) (max |g| \(gmax), "
-                                  + "finite-difference rounding \(roundoff))", file: file, line: line)
-            }
+        let tensors = m.parameters.layout.views.map {
+            FiniteDifferenceCheck.Tensor(label: $0.name, values: m.parameters.pointer + $0.offset,
+                                         gradient: UnsafeBufferPointer(start: grads.pointer + $0.offset, count: $0.count))
         }
+        let worst = FiniteDifferenceCheck.check(tensors, model: m, tokens: tokens, layout: layout, preds: preds,
+                                                largest: 3, random: 3, file: file, line: line)
         print("gradcheck worst error / bound: \(worst)")
     }
 

@@ -23,10 +23,7 @@ final class LoRATests: XCTestCase {
     }
 
     func loss(_ m: Transformer, _ tokens: [Int32], _ layout: AttentionLayout, _ preds: [Prediction]) -> Double {
-        let lp = m.logProbs(tokens: tokens, layout: layout, predictions: preds)
-        var s = 0.0
-        for (j, p) in preds.enumerated() { s += Double(p.weight) * Double(-lp[j]) }
-        return s
+        FiniteDifferenceCheck.loss(m, tokens, layout, preds)
     }
 
     /// dA and dB of every adapter against central differences (the entries with the largest
@@ -39,37 +36,15 @@ final class LoRATests: XCTestCase {
         let grads = LoRAWeights(like: lora)
         let res = m.lossAndGradient(tokens: tokens, layout: layout, predictions: preds, loraGrads: grads)
         XCTAssertEqual(res.loss, loss(m, tokens, layout, preds), accuracy: 1e-4 * abs(res.loss), file: file, line: line)
-        var rng = TF.RNG(99)
-        let h: Float = 1e-2
-        let lp0 = m.logProbs(tokens: tokens, layout: layout, predictions: preds)
-        let scale = zip(preds, lp0).reduce(0.0) { $0 + abs(Double($1.0.weight) * Double($1.1)) }
-        let roundoff = 2 * Double(Float.ulpOfOne) * scale / Double(h)
-        var worst = 0.0
+        var tensors: [FiniteDifferenceCheck.Tensor] = []
         for ad in lora.adapters {
             for (name, off, n) in [("A", ad.a, lora.config.rank * ad.inDim), ("B", ad.b, lora.config.rank * ad.outDim)] {
-                let label = "layer \(ad.layer) \(ad.target.hfName).\(name)"
-                let g = UnsafeBufferPointer(start: grads.pointer + off, count: n)
-                let gmax = g.reduce(Float(0)) { max($0, abs($1)) }
-                XCTAssertGreaterThan(gmax, 0, "\(label) got no gradient", file: file, line: line)
-                var idx = Array(g.indices.sorted { abs(g[$0]) > abs(g[$1]) }.prefix(2))
-                for _ in 0..<2 { idx.append(rng.int(n)) }
-                for i in idx {
-                    let p = lora.pointer + off + i
-                    let old = p.pointee
-                    p.pointee = old + h
-                    let lp = loss(m, tokens, layout, preds)
-                    p.pointee = old - h
-                    let lm = loss(m, tokens, layout, preds)
-                    p.pointee = old
-                    let fd = (lp - lm) / Double(2 * h)
-                    let err = abs(fd - Double(g[i]))
-                    let bound = 1e-2 * max(Double(gmax), 1e-3) + roundoff
-                    worst = max(worst, err / bound)
-                    XCTAssertLessThan(err, bound, "\(label)[\(i)]: analytic \(g[i]) vs fd \(fd) (max |g| \(gmax), "
-                                      + "finite-difference rounding \(roundoff))", file: file, line: line)
-                }
+                tensors.append(.init(label: "layer \(ad.layer) \(ad.target.hfName).\(name)", values: lora.pointer + off,
+                                     gradient: UnsafeBufferPointer(start: grads.pointer + off, count: n)))
             }
         }
+        let worst = FiniteDifferenceCheck.check(tensors, model: m, tokens: tokens, layout: layout, preds: preds,
+                                                largest: 2, random: 2, file: file, line: line)
         print("LoRA gradcheck worst error / bound: \(worst)")
     }
 
