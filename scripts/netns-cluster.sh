@@ -113,7 +113,9 @@ preflight() {  # $1 rate, $2 delay ('' = none)
   fi
   if [ -n "$2" ] && ! err=$(tc qdisc add dev "$v" $( [ "$1" = none ] && echo root || echo parent 1:1 ) netem delay "$2" 2>&1); then
     ip link del "$v" 2>/dev/null; ip netns del "$ns" 2>/dev/null
-    die "--delay needs the netem qdisc, which this kernel lacks ('tc' said: $err; CONFIG_NET_SCH_NETEM$( [ -r /proc/config.gz ] && zcat /proc/config.gz 2>/dev/null | grep -q '^# CONFIG_NET_SCH_NETEM is not set' && echo ' is not set' )); run without --delay"
+    local hint=CONFIG_NET_SCH_NETEM
+    [ -r /proc/config.gz ] && grep -q '^# CONFIG_NET_SCH_NETEM is not set' <(zcat /proc/config.gz 2>/dev/null) && hint="$hint is not set in /proc/config.gz"
+    die "--delay needs the netem qdisc, which this kernel lacks ($hint; 'tc' said: $err); run without --delay"
   fi
   ip link del "$v" 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
@@ -163,7 +165,7 @@ cmd_up() {  # hosts rate delay queue
   is_up && [ "$(state_get hosts)" = "$n" ] && [ "$(state_get rate)" = "$rate" ] && [ "$(state_get delay)" = "$delay" ] \
     && [ "$(state_get queue)" = "$queue" ] && { say "already up: $n host(s) at $rate"; return 0; }
   teardown   # simplest way to an exact configuration: start from nothing
-  trap 'rc=$?; if [ $rc != 0 ]; then echo "netns-cluster: up failed; removing what was made" >&2; teardown; fi' EXIT
+  trap 'rc=$?; set +e; if [ $rc != 0 ]; then echo "netns-cluster: up failed; removing what was made" >&2; teardown; fi' EXIT
   mkdir -p "$STATE_DIR"
   ip link add "$BR" address "$BR_MAC" type bridge
   ip addr add "$NET.1/24" dev "$BR"
@@ -218,6 +220,35 @@ cmd_status() {
   done
 }
 
+# Bytes each host has sent and received over its link so far ("tx rx" per host, one line each):
+# the root-side veth's counters, its rx being the host's transmit.
+link_bytes() {
+  local i d
+  for i in $(seq 0 $(($1 - 1))); do
+    d=/sys/class/net/veth-$PREFIX$i/statistics
+    echo "$(cat "$d/rx_bytes" 2>/dev/null || echo 0) $(cat "$d/tx_bytes" 2>/dev/null || echo 0)"
+  done
+}
+report_links() {  # hosts, counters before, after
+  paste -d' ' <(echo "$2") <(echo "$3") | awk -v p="$PREFIX" '{
+    printf "%s%s%d sent %.1f MB, received %.1f MB", (NR == 1 ? "netns-cluster: link traffic during the run: " : "; "), p, NR - 1, ($3 - $1) / 1e6, ($4 - $2) / 1e6 }
+    END { print "" }'
+}
+
+# EXIT trap of a run that brought its own cluster up: stop mpirun if it still runs, remove all.
+run_cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  if [ -n "${MPIRUN_PID:-}" ]; then
+    kill -TERM "$MPIRUN_PID" 2>/dev/null
+    wait "$MPIRUN_PID" 2>/dev/null
+  fi
+  teardown
+  say "run: cluster removed"
+  exit "$rc"
+}
+
 cmd_run() {
   local hosts="" rate="" delay="" queue=5ms np="" slots="" bin="${EBFT_DIST_BIN:-$REPO/.build/release/ebft-dist}"
   local mpi=() ephemeral=0
@@ -255,11 +286,11 @@ cmd_run() {
     [ -n "$rate" ] || die "run: no cluster is up; give --rate R (or 'none') to bring one up for this run"
     ephemeral=1
     # from here on, whatever happens, the namespaces go away with this run
-    trap 'rc=$?; trap - EXIT INT TERM; [ -n "${MPIRUN_PID:-}" ] && kill -TERM "$MPIRUN_PID" 2>/dev/null && wait "$MPIRUN_PID" 2>/dev/null; teardown; say "run: cluster removed"; exit $rc' EXIT
+    trap run_cleanup EXIT
     trap 'exit 130' INT; trap 'exit 143' TERM
     cmd_up "$hosts" "$rate" "$delay" "$queue"
     # cmd_up cleared the EXIT trap on success: set it again
-    trap 'rc=$?; trap - EXIT INT TERM; [ -n "${MPIRUN_PID:-}" ] && kill -TERM "$MPIRUN_PID" 2>/dev/null && wait "$MPIRUN_PID" 2>/dev/null; teardown; say "run: cluster removed"; exit $rc' EXIT
+    trap run_cleanup EXIT
   fi
   [ -n "$slots" ] || slots=$(( (np + hosts - 1) / hosts ))
   check_count --slots "$slots" 4096
@@ -284,6 +315,7 @@ cmd_run() {
   # - oob and btl on the cluster subnet only, so that traffic between hosts crosses the
   #   throttled links; vader (shared memory) among the ranks of one host, as on a real node
   # - bind-to none: all "hosts" share this machine's cores; oversubscribe: ranks > cores is fine
+  local before; before=$(link_bytes "$hosts")
   set +e
   mpirun -np "$np" --hostfile "$hostfile" --oversubscribe --bind-to none \
     --mca plm_rsh_agent "$AGENT" --mca plm_rsh_no_tree_spawn 1 \
@@ -295,6 +327,7 @@ cmd_run() {
   wait "$MPIRUN_PID"; local rc=$?
   MPIRUN_PID=""
   set -e
+  report_links "$hosts" "$before" "$(link_bytes "$hosts")"
   [ "$rc" = 0 ] || echo "netns-cluster: mpirun exited with status $rc" >&2
   return "$rc"
 }
@@ -304,9 +337,9 @@ cmd_selftest() {
   need_root selftest; need_tools ip tc python3
   is_up && die "selftest: a cluster is up; 'down' it first (selftest builds and removes its own)"
   [ -n "$(our_namespaces)" ] && die "selftest: $PREFIX* namespaces exist (scripts/netns-hosts.sh up?); remove them first"
-  trap 'rc=$?; trap - EXIT; teardown; exit $rc' EXIT
+  trap 'rc=$?; set +e; trap - EXIT; teardown; exit $rc' EXIT
   cmd_up 2 "$rate" "" 5ms
-  trap 'rc=$?; trap - EXIT; teardown; exit $rc' EXIT
+  trap 'rc=$?; set +e; trap - EXIT; teardown; exit $rc' EXIT
   local fail=0 a b out
   for a in 0 1; do
     b=$((1 - a))
