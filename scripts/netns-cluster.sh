@@ -20,7 +20,8 @@
 #       mpirun -np N across the hosts, running `BIN ARGS...` (BIN: --bin, else $EBFT_DIST_BIN,
 #       else .build/release/ebft-dist). With a cluster already `up`, uses it (--hosts must match
 #       if given; --rate must not differ). Otherwise brings one up for this run only (--hosts and
-#       --rate required) and removes it when the run ends, whatever the outcome.
+#       --rate required) and removes it when the run ends, whatever the outcome; while it
+#       lives, other `up`/`down`/`run` calls refuse to touch it.
 #       S slots per host (default ceil(N/H)): ranks fill host 0 first, then host 1, ...
 #       Ranks on one host talk through shared memory (vader), between hosts through TCP over
 #       the throttled links (btl/oob restricted to 10.77.0.0/24). OPENBLAS_NUM_THREADS defaults
@@ -97,7 +98,7 @@ limit_bytes() {  # queue: RATE x QUEUE + burst
 our_namespaces() { ip netns list 2>/dev/null | awk -v p="^$PREFIX[0-9]+$" '$1 ~ p {print $1}' | sort -V; }
 ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx -- "$1"; }
 is_up() { [ -f "$STATE_DIR/state" ] && [ -n "$(our_namespaces)" ]; }
-state_get() { awk -F= -v k="$1" '$1 == k {print substr($0, length(k) + 2)}' "$STATE_DIR/state" 2>/dev/null; }
+state_get() { [ -f "$STATE_DIR/state" ] || return 0; awk -F= -v k="$1" '$1 == k {print substr($0, length(k) + 2)}' "$STATE_DIR/state"; }
 
 # Probe in a scratch namespace that this kernel and these tools can do what `up` needs, so that
 # a missing feature is reported as such (not as a half-built cluster).
@@ -153,6 +154,15 @@ teardown() {
   rm -rf "$STATE_DIR"
 }
 
+# A cluster that a `run` brought up for itself belongs to that run (state 'owner=PID'):
+# nobody else may use, rebuild or remove it while that process lives.
+busy_check() {
+  local o; o=$(state_get owner)
+  [ -n "$o" ] && [ "$o" != "$$" ] && kill -0 "$o" 2>/dev/null \
+    && die "a 'run' (pid $o) is using a cluster it brought up for itself; wait for it to end"
+  return 0
+}
+
 cmd_up() {  # hosts rate delay queue
   local n="$1" rate="$2" delay="$3" queue="$4" i h addr
   need_root up; need_tools ip tc
@@ -161,8 +171,9 @@ cmd_up() {  # hosts rate delay queue
     ip -n "$h" -4 -o addr show dev eth0 2>/dev/null | grep -q "inet $NET\." \
       || die "namespace $h exists but is not ours (scripts/netns-hosts.sh is up?); run 'scripts/netns-hosts.sh down' first"
   done
+  busy_check
   preflight "$rate" "$delay"
-  is_up && [ "$(state_get hosts)" = "$n" ] && [ "$(state_get rate)" = "$rate" ] && [ "$(state_get delay)" = "$delay" ] \
+  is_up && [ -z "$(state_get owner)" ] && [ "$(our_namespaces | wc -l)" = "$n" ] && [ "$(state_get hosts)" = "$n" ] && [ "$(state_get rate)" = "$rate" ] && [ "$(state_get delay)" = "$delay" ] \
     && [ "$(state_get queue)" = "$queue" ] && { say "already up: $n host(s) at $rate"; return 0; }
   teardown   # simplest way to an exact configuration: start from nothing
   trap 'rc=$?; set +e; if [ $rc != 0 ]; then echo "netns-cluster: up failed; removing what was made" >&2; teardown; fi' EXIT
@@ -198,6 +209,7 @@ cmd_up() {  # hosts rate delay queue
 
 cmd_down() {
   need_root down; need_tools ip
+  busy_check
   teardown
   say "down (no $PREFIX* namespaces, no $BR, no $STATE_DIR)"
 }
@@ -210,7 +222,7 @@ cmd_status() {
     else echo "netns-cluster: down"; fi
     return 0
   fi
-  echo "netns-cluster: up: hosts=$(state_get hosts) rate=$(state_get rate) delay=$(state_get delay) queue=$(state_get queue)"
+  echo "netns-cluster: up: hosts=$(state_get hosts) rate=$(state_get rate) delay=$(state_get delay) queue=$(state_get queue)$( [ -z "$(state_get owner)" ] || echo " (temporary, for the run with pid $(state_get owner))")"
   ip -br addr show dev "$BR"
   local h
   for h in $(our_namespaces); do
@@ -275,6 +287,7 @@ cmd_run() {
   check_time --queue "$queue"
   need_root run; need_tools ip tc mpirun unshare
 
+  busy_check
   if is_up; then
     local up_hosts; up_hosts=$(state_get hosts)
     [ -z "$hosts" ] || [ "$hosts" = "$up_hosts" ] || die "run: the cluster is up with $up_hosts host(s), not $hosts ('down' first, or omit --hosts)"
@@ -291,6 +304,7 @@ cmd_run() {
     cmd_up "$hosts" "$rate" "$delay" "$queue"
     # cmd_up cleared the EXIT trap on success: set it again
     trap run_cleanup EXIT
+    echo "owner=$$" >> "$STATE_DIR/state"
   fi
   [ -n "$slots" ] || slots=$(( (np + hosts - 1) / hosts ))
   check_count --slots "$slots" 4096
