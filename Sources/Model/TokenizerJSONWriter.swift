@@ -130,16 +130,14 @@ extension BPETokenizer {
             ("generation_config.json", generationConfigObject()),
         ]
         return try objects.map { name, object in
-            let data: Data
+            let bytes: [UInt8]
             do {
                 let pretty = name != Self.tokenizerJSONFile  // the small files, for people to read
-                data = try JSONSerialization.data(withJSONObject: object,
-                                                  options: pretty ? [.sortedKeys, .prettyPrinted] : [.sortedKeys])
+                bytes = try JSONText.encode(object, indent: pretty ? 2 : 0)
             } catch {
-                throw TokenizerFileError.invalid(path: name, field: "(all)",
-                                                 problem: "cannot encode as JSON: \(error.localizedDescription)")
+                throw TokenizerFileError.invalid(path: name, field: "(all)", problem: "cannot encode as JSON: \(error)")
             }
-            return HFSideFile(name: name, bytes: [UInt8](data))
+            return HFSideFile(name: name, bytes: bytes)
         }
     }
 
