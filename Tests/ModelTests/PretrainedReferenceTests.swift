@@ -37,6 +37,30 @@ final class PretrainedReferenceTests: XCTestCase {
         return try JSONSerialization.jsonObject(with: out) as! [String: Any]
     }
 
+    static let texts = [
+        "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n",
+        "The quick brown fox jumps over the lazy dog. In 2024, 3.14159 people asked: why?",
+        "Der Hund bellt laut, und die Katze schläft auf dem Sofa. — ¿Qué pasa? 東京は大きい都市です。",
+    ]
+
+    static func greedyPrompt(_ tok: BPETokenizer) -> [Int32] {
+        ChatML.encode(messages: [(role: "user", content: "Name three prime numbers.")], addGenerationPrompt: true, tokenizer: tok)
+    }
+
+    static var cachedReference: [String: Any]?
+
+    /// One run of the reference for both tests (loading the model into float64 is most of its
+    /// cost): the log-probs of `texts` and 32 greedy tokens after `greedyPrompt`.
+    func sharedReference() throws -> [String: Any] {
+        if let r = Self.cachedReference { return r }
+        let path = try GGUFTestSupport.realModel()
+        let tok = try BPETokenizer(gguf: GGUFFile(path: path))
+        let r = try reference(["model": path, "sequences": Self.texts.map { tok.encode($0, allowSpecial: false).map(Int.init) },
+                               "greedy": ["prompt": Self.greedyPrompt(tok).map(Int.init), "new_tokens": 32]])
+        Self.cachedReference = r
+        return r
+    }
+
     func testConfigFromGGUF() throws {
         let c = try ModelConfig(gguf: GGUFFile(path: try GGUFTestSupport.realModel()))
         XCTAssertEqual(c, ModelConfig.smolLM2_135M)
@@ -46,13 +70,8 @@ final class PretrainedReferenceTests: XCTestCase {
         let path = try GGUFTestSupport.realModel()
         let m = try model()
         let tok = try BPETokenizer(gguf: GGUFFile(path: path))
-        let texts = [
-            "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n",
-            "The quick brown fox jumps over the lazy dog. In 2024, 3.14159 people asked: why?",
-            "Der Hund bellt laut, und die Katze schläft auf dem Sofa. — ¿Qué pasa? 東京は大きい都市です。",
-        ]
-        let seqs = texts.map { tok.encode($0, allowSpecial: false) }
-        let ref = try reference(["model": path, "sequences": seqs.map { $0.map(Int.init) }])
+        let seqs = Self.texts.map { tok.encode($0, allowSpecial: false) }
+        let ref = try sharedReference()
         let theirs = ref["logprobs"] as! [[Double]]
         for (i, ids) in seqs.enumerated() {
             let preds = (0..<(ids.count - 1)).map { Prediction(row: $0, target: ids[$0 + 1]) }
@@ -69,12 +88,11 @@ final class PretrainedReferenceTests: XCTestCase {
         let path = try GGUFTestSupport.realModel()
         let m = try model()
         let tok = try BPETokenizer(gguf: GGUFFile(path: path))
-        let prompt = ChatML.encode(messages: [(role: "user", content: "Name three prime numbers.")],
-                                   addGenerationPrompt: true, tokenizer: tok)
+        let prompt = Self.greedyPrompt(tok)
         let ours = m.generate(prompt: prompt, maxNewTokens: 32) { logits in
             Int32(logits.indices.max { logits[$0] < logits[$1] }!)
         }
-        let ref = try reference(["model": path, "greedy": ["prompt": prompt.map(Int.init), "new_tokens": 32]])
+        let ref = try sharedReference()
         XCTAssertEqual(ours.map(Int.init), ref["greedy"] as! [Int], "ours: \((try? tok.decode(ours)) ?? "?")")
     }
 }

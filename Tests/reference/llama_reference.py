@@ -54,11 +54,22 @@ class Llama:
         out[..., 1::2] = x0 * s + x1 * c
         return out
 
-    def logits(self, ids):
+    def empty_cache(self):
+        return [(np.zeros((0, self.n_kv, self.hd)), np.zeros((0, self.n_kv, self.hd)))
+                for _ in range(self.n_layers)]
+
+    def logits(self, ids, cache=None, last_only=False):
+        """Logits of `ids`, which follow the len(cache) tokens already in `cache` (a per-layer
+        list of (K, V) after RoPE, extended in place) at positions len(cache)...; `last_only`
+        projects only the last position onto the vocabulary (greedy decoding needs no more)."""
         S = len(ids)
-        pos = np.arange(S, dtype=np.float64)
+        if cache is None:
+            cache = self.empty_cache()
+        past = cache[0][0].shape[0]
+        pos = np.arange(past, past + S, dtype=np.float64)
         x = self.emb[np.array(ids)]
-        mask = np.triu(np.full((S, S), -np.inf), k=1)
+        # query i (position past + i) sees keys 0 ..< past + i + 1
+        mask = np.triu(np.full((S, past + S), -np.inf), k=past + 1)
         group = self.n_heads // self.n_kv
         for l in range(self.n_layers):
             p = f"blk.{l}."
@@ -67,6 +78,9 @@ class Llama:
             k = (h @ self.w[p + "attn_k.weight"].T).reshape(S, self.n_kv, self.hd)
             v = (h @ self.w[p + "attn_v.weight"].T).reshape(S, self.n_kv, self.hd)
             q, k = self.rope(q, pos), self.rope(k, pos)
+            k = np.concatenate([cache[l][0], k])
+            v = np.concatenate([cache[l][1], v])
+            cache[l] = (k, v)
             att = np.empty((S, self.n_heads, self.hd))
             for hh in range(self.n_heads):
                 kv = hh // group
@@ -79,7 +93,7 @@ class Llama:
             gate = h @ self.w[p + "ffn_gate.weight"].T
             up = h @ self.w[p + "ffn_up.weight"].T
             x = x + (gate / (1.0 + np.exp(-gate)) * up) @ self.w[p + "ffn_down.weight"].T
-        x = self.rms(x, self.w["output_norm.weight"])
+        x = self.rms(x[-1:] if last_only else x, self.w["output_norm.weight"])
         return x @ self.head.T
 
     @staticmethod
@@ -97,12 +111,14 @@ def main():
         out["logprobs"].append([float(lp[i, ids[i + 1]]) for i in range(len(ids) - 1)])
     g = req.get("greedy")
     if g:
-        ids = list(g["prompt"])
+        # with a KV cache: the prompt once, then one token per step
+        cache = m.empty_cache()
+        step = list(g["prompt"])
         new = []
         for _ in range(int(g["new_tokens"])):
-            nxt = int(np.argmax(m.logits(ids)[-1]))
+            nxt = int(np.argmax(m.logits(step, cache, last_only=True)[-1]))
             new.append(nxt)
-            ids.append(nxt)
+            step = [nxt]
         out["greedy"] = new
     json.dump(out, sys.stdout)
 
