@@ -33,6 +33,11 @@ public final class MPIRuntime: @unchecked Sendable {
         if finalized != 0 { throw CommunicatorError.runtimeUnavailable("MPI was already finalized in this process") }
         if initialized != 0 && atExitRegistered { return }
         if initialized == 0 {
+            // Open MPI's non-blocking all-reduce (libnbc), which carries the gradient, picks a
+            // binomial tree for in-place buffers: everything goes up to rank 0 and back, 2× the
+            // ring's time between 2 hosts and 2.8× between 3 (docs/results/netns.md). The ring
+            // moves 2(L − 1)/L of the buffer per rank. A value the user set is kept.
+            setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0)
             var provided: Int32 = 0
             let rc = MPI_Init_thread(nil, nil, cmpi_thread_multiple(), &provided)
             if rc != cmpi_success() {

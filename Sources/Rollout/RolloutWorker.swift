@@ -70,8 +70,9 @@ public final class RolloutWorker {
         let s = settings, g = s.geometry, n = s.samples
         let sampler = StridedSampler(model: policy, geometry: g, samples: n, options: s.sampling)
         var out = Output(experiences: [], stats: RewardStats(), rawStats: RewardStats(), times: PhaseTimes(), generatedTokens: 0)
-        for (id, x) in chunks {
-            let rollouts = out.times.time("sample") { sampler.sample(chunk: x, id: id) }
+        // All chunks' decode steps batched together (`StridedSampler.maxBatchStreams`).
+        let sampled = out.times.time("sample") { sampler.sample(chunks: chunks) }
+        for ((id, x), rollouts) in zip(chunks, sampled) {
             let f = out.times.time("features") { critic.features(chunk: x, rollouts: rollouts, geometry: g) }
             let group = out.times.time("reward") {
                 Rewards.group(generated: f.generated, groundTruth: f.groundTruth, n: n, K: g.K, D: critic.width,

@@ -48,39 +48,69 @@ public struct StridedSampler {
     }
 
     public func sample(chunk: [Int32], id: Int) -> ChunkRollouts {
-        let g = geometry, K = g.K, G = g.G, n = samples, V = model.config.vocabSize
-        precondition(chunk.count == g.P, "chunk has \(chunk.count) tokens, geometry wants P = \(g.P)")
+        sample(chunks: [(id: id, tokens: chunk)])[0]
+    }
+
+    /// Most decode streams advanced together by `sample(chunks:)`: chunks join one batch while
+    /// their n·K streams fit (a chunk with more streams decodes alone). More rows per sgemm read
+    /// the weights once for more tokens; the logits [streams × vocab] bound the memory.
+    public static var maxBatchStreams = 256
+
+    /// The rollouts of several chunks: each chunk is prefilled on its own, then the decode steps
+    /// of as many chunks as fit in `maxBatchStreams` streams run as one batch over their
+    /// prefixes. Token (t, k) of sample i of chunk `id` is drawn with the uniform keyed by
+    /// (seed, id, i, k, t), so the tokens are those of sampling each chunk alone.
+    public func sample(chunks: [(id: Int, tokens: [Int32])]) -> [ChunkRollouts] {
+        let streamsPerChunk = samples * geometry.K
+        var out: [ChunkRollouts] = []
+        var start = 0
+        while start < chunks.count {
+            var end = start + 1
+            while end < chunks.count && (end - start + 1) * streamsPerChunk <= Self.maxBatchStreams { end += 1 }
+            out += sampleBatch(Array(chunks[start..<end]))
+            start = end
+        }
+        return out
+    }
+
+    func sampleBatch(_ chunks: [(id: Int, tokens: [Int32])]) -> [ChunkRollouts] {
+        let g = geometry, K = g.K, G = g.G, n = samples, V = model.config.vocabSize, C = chunks.count
+        let perChunk = n * K
+        for c in chunks {
+            precondition(c.tokens.count == g.P, "chunk has \(c.tokens.count) tokens, geometry wants P = \(g.P)")
+        }
         // Step 0 of block k is predicted by the chunk's row a_k − 1 (spec §4.5).
-        let prefix = model.prefill(tokens: chunk, logitRows: (0..<K).map { g.anchor($0) - 1 })
-        var tokens = [[Int32]](repeating: [Int32](repeating: 0, count: G * K), count: n)
-        var logProbs = [[Float]](repeating: [Float](repeating: 0, count: G * K), count: n)
-        // Stream b = i·K + k.
-        var current = [Int32](repeating: 0, count: n * K)
-        var currentLogP = [Float](repeating: 0, count: n * K)
-        prefix.logits.withUnsafeBufferPointer { lb in
-            pickAll(count: n * K, into: &current, &currentLogP) { b in
-                let i = b / K, k = b % K
-                return (lb.baseAddress! + k * V, self.uniform(id, i, k, 0))
+        let prefixes = chunks.map { model.prefill(tokens: $0.tokens, logitRows: (0..<K).map { g.anchor($0) - 1 }) }
+        var tokens = [[[Int32]]](repeating: [[Int32]](repeating: [Int32](repeating: 0, count: G * K), count: n), count: C)
+        var logProbs = [[[Float]]](repeating: [[Float]](repeating: [Float](repeating: 0, count: G * K), count: n), count: C)
+        // Stream b = ci·n·K + i·K + k.
+        var current = [Int32](repeating: 0, count: C * perChunk)
+        var currentLogP = [Float](repeating: 0, count: C * perChunk)
+        let first = C == 1 ? prefixes[0].logits : prefixes.flatMap { $0.logits }   // [C, K, V]
+        first.withUnsafeBufferPointer { lb in
+            pickAll(count: C * perChunk, into: &current, &currentLogP) { b in
+                let ci = b / perChunk, i = (b % perChunk) / K, k = b % K
+                return (lb.baseAddress! + (ci * K + k) * V, self.uniform(chunks[ci].id, i, k, 0))
             }
         }
         record(step: 0, current, currentLogP, &tokens, &logProbs)
         if G > 1 {
-            let streams = (0..<(n * K)).map { b -> DecodeStream in
+            let streams = (0..<(C * perChunk)).map { b -> DecodeStream in
                 let a = g.anchor(b % K)
-                return DecodeStream(prefix: 0, prefixLength: a, firstPosition: a)
+                return DecodeStream(prefix: b / perChunk, prefixLength: a, firstPosition: a)
             }
-            let batch = DecodeBatch(model: model, prefix: prefix, streams: streams, maxNewTokens: G - 1)
+            let batch = DecodeBatch(model: model, prefixes: prefixes, streams: streams, maxNewTokens: G - 1)
             for t in 1..<G {
                 let logits = batch.step(tokens: current)
                 logits.withUnsafeBufferPointer { lb in
-                    pickAll(count: n * K, into: &current, &currentLogP) { b in
-                        (lb.baseAddress! + b * V, self.uniform(id, b / K, b % K, t))
+                    pickAll(count: C * perChunk, into: &current, &currentLogP) { b in
+                        (lb.baseAddress! + b * V, self.uniform(chunks[b / perChunk].id, (b % perChunk) / K, b % K, t))
                     }
                 }
                 record(step: t, current, currentLogP, &tokens, &logProbs)
             }
         }
-        return ChunkRollouts(chunkID: id, tokens: tokens, logProbs: logProbs)
+        return (0..<C).map { ChunkRollouts(chunkID: chunks[$0].id, tokens: tokens[$0], logProbs: logProbs[$0]) }
     }
 
     @inline(__always)
@@ -112,13 +142,14 @@ public struct StridedSampler {
         }
     }
 
+    /// Stream b = ci·n·K + i·K + k's token t into chunk ci's sample i.
     func record(step t: Int, _ current: [Int32], _ currentLogP: [Float],
-                _ tokens: inout [[Int32]], _ logProbs: inout [[Float]]) {
-        let K = geometry.K
+                _ tokens: inout [[[Int32]]], _ logProbs: inout [[[Float]]]) {
+        let K = geometry.K, perChunk = samples * K
         for b in 0..<current.count {
-            let i = b / K, k = b % K
-            tokens[i][t * K + k] = current[b]
-            logProbs[i][t * K + k] = currentLogP[b]
+            let ci = b / perChunk, i = (b % perChunk) / K, k = b % K
+            tokens[ci][i][t * K + k] = current[b]
+            logProbs[ci][i][t * K + k] = currentLogP[b]
         }
     }
 }

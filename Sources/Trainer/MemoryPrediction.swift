@@ -20,7 +20,7 @@ import Rollout
 ///   three captured feature layers.
 /// - logits: the vocabulary-projection chunk (256 rows × V) and its two [256 × d] buffers;
 ///   on workers the sampler's per-stream logits.
-/// - KV cache: the sampler's prefix cache (P positions) and the decode cache of n·K streams × G
+/// - KV cache: the sampler's prefix caches (P positions per chunk decoded together) and the decode cache of its streams × G
 ///   new tokens, every block, keys and values.
 /// - runtime: what the process holds before any model (binary, libraries, MPI, tokenizer and
 ///   data): given by the caller (measured).
@@ -70,7 +70,8 @@ public struct MemoryPrediction: Equatable, Sendable {
     ///   - runtime: bytes the process holds before the model (measured by the caller).
     public static func predict(model c: ModelConfig, parameters P: Int, config t: TrainConfig, role: Role,
                                learners L: Int, workers W: Int, loraRank: Int? = nil, shardOptimizer: Bool = false,
-                               runtime: Double = 0, maxTokensPerBatch: Int = 4096, logitChunkRows: Int = 256) -> MemoryPrediction {
+                               runtime: Double = 0, maxTokensPerBatch: Int = 4096, logitChunkRows: Int = 256,
+                               maxBatchStreams: Int = StridedSampler.maxBatchStreams) -> MemoryPrediction {
         let f4 = 4.0
         let d = c.dim, V = c.vocabSize
         let A = loraRank.map { loraParameters(c, rank: $0) } ?? 0
@@ -128,8 +129,13 @@ public struct MemoryPrediction: Equatable, Sendable {
                 acts += Tp * Double(actsPerToken(c) + 2 * d + d + c.ffnDim) * f4
             }
             acts += Tc * Double(actsPerToken(c) + 2 * d + d + c.ffnDim + 3 * d) * f4
-            let streams = Double(n * K)
-            kv += Double(t.chunkLength) * Double(c.layers * c.kvDim * 2) * f4
+            // The sampler decodes as many of this rank's chunks together as fit in
+            // `maxBatchStreams` streams (at least one): their prefix caches, their streams'
+            // decode caches and logits.
+            let chunksHere = role == .colocated ? (t.chunksPerStep + W - 1) / W : (t.chunksPerStep + max(1, W) - 1) / max(1, W)
+            let together = Double(max(1, min(chunksHere, maxBatchStreams / max(1, n * K))))
+            let streams = together * Double(n * K)
+            kv += together * Double(t.chunkLength) * Double(c.layers * c.kvDim * 2) * f4
             kv += streams * Double(t.generateLength) * Double(c.layers * c.kvDim * 2) * f4
             logits += 2 * streams * Double(V) * f4
         }

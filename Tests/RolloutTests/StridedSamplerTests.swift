@@ -62,4 +62,30 @@ final class StridedSamplerTests: XCTestCase {
         let e = StridedSampler(model: m, geometry: g, samples: 2, options: o).sample(chunk: x, id: 0)
         XCTAssertEqual(Array(a.tokens[0..<2]), e.tokens)
     }
+
+    /// Chunks decoded as one batch (several prefixes) draw the tokens of sampling each chunk
+    /// alone, with the same log-probabilities up to the sgemm's row count (1e-5 as above); the
+    /// batches follow `maxBatchStreams`.
+    func testSeveralChunksInOneBatchEqualEachChunkAlone() throws {
+        let m = tinyModel()
+        let g = try StridedGeometry(P: 20, c: 4, G: 4, s: 4)   // K = 4: 12 streams per chunk at n = 3
+        let o = SamplingOptions(temperature: 0.8, topP: 0.95, seed: 11)
+        let chunks = (0..<5).map { (id: 40 + $0, tokens: chunk(20, vocab: m.config.vocabSize, seed: UInt64(100 + $0))) }
+        let sampler = StridedSampler(model: m, geometry: g, samples: 3, options: o)
+        let alone = chunks.map { sampler.sample(chunk: $0.tokens, id: $0.id) }
+        let saved = StridedSampler.maxBatchStreams
+        defer { StridedSampler.maxBatchStreams = saved }
+        for limit in [1, 24, 36, 1000] {   // one chunk per batch (a chunk is never split), 2, 3, all 5
+            StridedSampler.maxBatchStreams = limit
+            let batched = sampler.sample(chunks: chunks)
+            XCTAssertEqual(batched.map(\.chunkID), chunks.map(\.id), "limit \(limit)")
+            for (a, b) in zip(alone, batched) {
+                XCTAssertEqual(a.tokens, b.tokens, "limit \(limit), chunk \(a.chunkID)")
+                for (x, y) in zip(a.logProbs.joined(), b.logProbs.joined()) {
+                    XCTAssertEqual(x, y, accuracy: 1e-5, "limit \(limit), chunk \(a.chunkID)")
+                }
+            }
+        }
+        XCTAssertNotEqual(alone[0].tokens, alone[1].tokens)
+    }
 }

@@ -47,12 +47,18 @@ final class MemoryPredictionTests: XCTestCase {
         // 8 + 12 + 1 + 8 + 3·8 + 2·8 + 2·4 + 2·12 + 12 = 113 → 189 floats. Critic: 2·14 = 28
         // tokens × (60 + 2·8 + 8 + 12 + 3·8 = 120) floats.
         XCTAssertEqual(bytes(p, "activations"), Double(56 * 189 * 4 + 28 * 120 * 4))
-        // Logit chunk 256 × (10 + 2·8); sampler logits 2 × (2·3 streams) × 10.
-        XCTAssertEqual(bytes(p, "logits"), Double(256 * 26 * 4 + 2 * 6 * 10 * 4))
-        // Prefix 8 positions and 6 streams × 2 tokens, 1 block × 4 wide × (k, v).
-        XCTAssertEqual(bytes(p, "KV cache"), Double(8 * 8 * 4 + 6 * 2 * 8 * 4))
-        let expected: Double = 94_520     // 1000 + 3·2000 + 4000 + 55 776 + 27 104 + 640
+        // The sampler decodes both chunks together (12 streams ≤ maxBatchStreams): logit chunk
+        // 256 × (10 + 2·8); sampler logits 2 × (2 chunks · 2·3 streams) × 10.
+        XCTAssertEqual(bytes(p, "logits"), Double(256 * 26 * 4 + 2 * 12 * 10 * 4))
+        // Prefixes 2 × 8 positions and 12 streams × 2 tokens, 1 block × 4 wide × (k, v).
+        XCTAssertEqual(bytes(p, "KV cache"), Double(2 * 8 * 8 * 4 + 12 * 2 * 8 * 4))
+        let expected: Double = 95_640     // 1000 + 3·2000 + 4000 + 55 776 + 27 584 + 1280
         XCTAssertEqual(p.total, expected)
+        // One chunk per decode batch when two do not fit: the single chunk's 6 streams.
+        let one = MemoryPrediction.predict(model: model, parameters: 500, config: geometry(), role: .colocated,
+                                           learners: 1, workers: 1, runtime: 1000, maxBatchStreams: 11)
+        XCTAssertEqual(bytes(one, "logits"), Double(256 * 26 * 4 + 2 * 6 * 10 * 4))
+        XCTAssertEqual(bytes(one, "KV cache"), Double(8 * 8 * 4 + 6 * 2 * 8 * 4))
     }
 
     func testShardedLearnerAndWorker() {
