@@ -137,11 +137,32 @@ public enum TranslationPairs {
         return s.trimmingCharacters(in: .whitespaces)
     }
 
+    /// Parsed dictionaries of this process by (path, options, file size and modification time):
+    /// a run reads the pairs for its training data, its RLVR questions and its downstream
+    /// evaluation, and parsing the 25 MB dictionary is most of a small run's start-up.
+    nonisolated(unsafe) static var loaded: [String: TaskSplit] = [:]
+    static let loadedLock = NSLock()
+
     public static func load(path: String = defaultPath, options: Options = Options()) throws -> TaskSplit {
         try validate(options)
-        guard FileManager.default.fileExists(atPath: path) else {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
             throw TaskDataError.missing(path: path, hint: "install the apt package trans-de-en (scripts/install-deps.sh)")
         }
+        let stamp = "\((attributes[.size] as? NSNumber)?.int64Value ?? -1) "
+            + "\((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1)"
+        let key = "\(path)\u{0}\(options)\u{0}\(stamp)"
+        loadedLock.lock()
+        let cached = loaded[key]
+        loadedLock.unlock()
+        if let cached { return cached }
+        let split = try parseFile(path: path, options: options)
+        loadedLock.lock()
+        loaded[key] = split
+        loadedLock.unlock()
+        return split
+    }
+
+    static func parseFile(path: String, options: Options) throws -> TaskSplit {
         let text: String
         do {
             let data = try Data(contentsOf: URL(fileURLWithPath: path))

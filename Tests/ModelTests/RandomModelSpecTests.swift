@@ -34,7 +34,7 @@ final class RandomModelSpecTests: XCTestCase {
         XCTAssertEqual(ModelConfig.qwen25_05B.dim, 896)
         XCTAssertEqual(ModelConfig.qwen25_05B.parameterCount, 494_032_768)   // Qwen2.5-0.5B's published count
         XCTAssertEqual(ModelConfig.llama32_1B.parameterCount, 1_235_814_400) // Llama-3.2-1B's published count
-        XCTAssertEqual(try RandomModelSpec.make("random:shape=llama-3.2-1b,layers=1", vocab: 61).config.ropeScaling?.factor, 32)
+        XCTAssertEqual(try RandomModelSpec.make("random:shape=llama-3.2-1b,layers=1,vocab=100", vocab: 61).config.ropeScaling?.factor, 32)
     }
 
     func testErrors() {
