@@ -4,8 +4,8 @@
 #
 #   scripts/plan-validate.sh [OUT_DIR]        (default runs/plan-validate)
 #
-# 1. A calibration: `bench step` at np 1 (3 steps, median of steps 2-3) unless $CALIBRATION
-#    names an existing file.
+# 1. Calibrations: `bench step` at np 1 (3 steps, median of steps 2-3) with 1 BLAS thread and
+#    with all cores, unless $CALIBRATION names existing files (comma-separated).
 # 2. For each N and split (N = 1: colocated; N ≥ 2: --learners 1 … N−1):
 #      $LAUNCH N $BIN train --preset $PRESET --steps $STEPS --learners L --set eval-every=0 \
 #          --set eval-down-every=0 --quiet --run-dir OUT/npN-LL
@@ -23,7 +23,8 @@
 #   NPS          ranks to try (default "1 2 3 4")
 #   PRESET       (default small); STEPS (default 3, at least 2); SETS: extra "--set k=v ..." for
 #                bench step, plan and train alike
-#   CALIBRATION  calibration file to use (default OUT/calibration.json, measured if absent)
+#   CALIBRATION  calibration files, comma-separated (default OUT/calibration-1.json and
+#                OUT/calibration-<nproc>.json, measured if absent)
 # Takes about (1 + number of splits) × STEPS steps: at the small preset on 2 cores ≈ 15-25 s a
 # step, so the default NPS is ≈ 8 runs × 3 steps ≈ 10 min. Run it on a quiet machine.
 set -euo pipefail
@@ -36,22 +37,31 @@ NPS="${NPS:-1 2 3 4}"
 PRESET="${PRESET:-small}"
 STEPS="${STEPS:-3}"
 SETS="${SETS:-}"
-CAL="${CALIBRATION:-$OUT/calibration.json}"
+CORES=$(nproc)
+if [ "$CORES" = 1 ]; then CALS="${CALIBRATION:-$OUT/calibration-1.json}"; else CALS="${CALIBRATION:-$OUT/calibration-1.json,$OUT/calibration-$CORES.json}"; fi
 [ -x "$BIN" ] || { echo "plan-validate: $BIN not found (swift build -c release)" >&2; exit 1; }
 [ "$STEPS" -ge 2 ] || { echo "plan-validate: STEPS must be at least 2" >&2; exit 1; }
 mkdir -p "$OUT"
-# shellcheck disable=SC2086
-if [ ! -f "$CAL" ]; then
-  echo "calibration: scripts/launch.sh 1 $BIN bench step --preset $PRESET --steps 3 $SETS --calibration-out $CAL"
-  scripts/launch.sh 1 "$BIN" bench step --preset "$PRESET" --steps 3 $SETS --calibration-out "$CAL" > "$OUT/calibration.log" 2>&1 \
-    || { echo "plan-validate: bench step failed, see $OUT/calibration.log" >&2; exit 1; }
-fi
+# One calibration per BLAS thread count a rank may get here: 1 (np > cores/2) and all cores
+# (np 1); the planner interpolates between them.
+for t in 1 "$CORES"; do
+  cal="$OUT/calibration-$t.json"
+  case ",$CALS," in *",$cal,"*) ;; *) continue ;; esac
+  [ -f "$cal" ] && continue
+  echo "calibration: OPENBLAS_NUM_THREADS=$t scripts/launch.sh 1 $BIN bench step --preset $PRESET --steps 3 $SETS --calibration-out $cal"
+  # shellcheck disable=SC2086
+  OPENBLAS_NUM_THREADS=$t scripts/launch.sh 1 "$BIN" bench step --preset "$PRESET" --steps 3 $SETS --calibration-out "$cal" \
+    > "$OUT/calibration-$t.log" 2>&1 || { echo "plan-validate: bench step failed, see $OUT/calibration-$t.log" >&2; exit 1; }
+done
+CAL_ARGS=()
+IFS=, read -r -a cal_files <<< "$CALS"
+for f in "${cal_files[@]}"; do CAL_ARGS+=(--calibration "$f"); done
 
 rows="$OUT/rows.tsv"
 : > "$rows"
 for n in $NPS; do
   # shellcheck disable=SC2086
-  "$BIN" plan --calibration "$CAL" --ranks "$n" --preset "$PRESET" $SETS $PLAN_ARGS --json > "$OUT/plan-np$n.json"
+  "$BIN" plan "${CAL_ARGS[@]}" --ranks "$n" --preset "$PRESET" $SETS $PLAN_ARGS --json > "$OUT/plan-np$n.json"
   if [ "$n" = 1 ]; then splits="0"; else splits="$(seq 1 $((n - 1)))"; fi
   for l in $splits; do
     run="$OUT/np$n-L$l"
@@ -79,7 +89,7 @@ done
 
 python3 - "$rows" <<'EOF'
 import sys
-rows = [line.split("\t") for line in open(sys.argv[1]) if line.strip()]
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1]) if line.strip()]
 print()
 print(f"{'np':>3} {'split':>10} {'predicted s':>12} {'measured s':>11} {'error':>8}")
 worst = 0.0

@@ -55,7 +55,9 @@ public struct Planner: Sendable {
         }
     }
 
-    public let calibration: PlanCalibration
+    /// The calibrations, by ascending thread count; `calibration` is the one with the most.
+    public let calibrations: [PlanCalibration]
+    public var calibration: PlanCalibration { calibrations.last! }
     public let cluster: PlanCluster
     public let run: Run
 
@@ -64,10 +66,21 @@ public struct Planner: Sendable {
     let perSample: StepCost
 
     public init(calibration: PlanCalibration, cluster: PlanCluster, run: Run) throws {
-        try calibration.validate()
+        try self.init(calibrations: [calibration], cluster: cluster, run: run)
+    }
+
+    /// Several calibrations of one machine at different BLAS thread counts: a rank's rates at
+    /// C cores are interpolated linearly between the calibrated counts (through 0 at 0 cores).
+    public init(calibrations: [PlanCalibration], cluster: PlanCluster, run: Run) throws {
+        guard !calibrations.isEmpty else { throw PlanError.calibration("no calibration given") }
+        for c in calibrations { try c.validate() }
+        let sorted = calibrations.sorted { $0.threads < $1.threads }
+        guard Set(sorted.map(\.threads)).count == sorted.count else {
+            throw PlanError.calibration("two calibrations measured the same thread count (\(sorted.map(\.threads)))")
+        }
         try cluster.validate()
         guard run.samples >= 1, run.chunks >= 1 else { throw PlanError.input("samples and chunks per step must be at least 1") }
-        self.calibration = calibration
+        self.calibrations = sorted
         self.cluster = cluster
         self.run = run
         // StepCost is linear in n: the n = 0 cost is the chunk's, (n = 1) − (n = 0) a sample's.
@@ -133,19 +146,38 @@ public struct Planner: Sendable {
         return (n > 1 ? (1..<n).map { Split.split(learners: $0) } : []) + [.colocated(n)]
     }
 
-    /// Throughput factor of a rank computing on `cores` cores: linear in cores up to the
-    /// calibrated count, no gain assumed beyond it.
-    func speed(_ cores: Double) -> Double { min(cores, Double(calibration.threads)) / Double(calibration.threads) }
+    /// A rank's rates computing on some number of cores.
+    public struct Rates: Equatable, Sendable {
+        public var sample, features, backward: Double  // FLOP/s
+        public var optimizer: Double  // bytes/s
+        public var reward: Double  // chunks/s
+    }
+
+    /// The rates at `cores` cores: linear between the calibrated thread counts and from 0 at 0
+    /// cores up to the lowest; no gain assumed beyond the highest.
+    public func rates(cores: Double) -> Rates {
+        func at(_ rate: (PlanCalibration) -> Double) -> Double {
+            var t0 = 0.0, r0 = 0.0
+            for c in calibrations {
+                let t = Double(c.threads), r = rate(c)
+                if cores <= t { return r0 + (r - r0) * (cores - t0) / (t - t0) }
+                (t0, r0) = (t, r)
+            }
+            return r0
+        }
+        return Rates(sample: at(\.sampleRate), features: at(\.featuresRate), backward: at(\.backwardRate),
+                     optimizer: at(\.optimizerRate), reward: at { 1 / max($0.rewardSecondsPerChunk, 1e-12) })
+    }
 
     /// Chunks of worker w (index among W workers): positions i with i mod W = w.
     func chunks(worker w: Int, of W: Int) -> Int { (0..<run.chunks).filter { $0 % W == w }.count }
 
-    /// One worker's rollout phases on `k` chunks at throughput factor `f`.
-    func rollout(chunks k: Int, speed f: Double) -> [(String, Double)] {
+    /// One worker's rollout phases on `k` chunks at rates `r`.
+    func rollout(chunks k: Int, rates r: Rates) -> [(String, Double)] {
         let kD = Double(k), n = Double(run.samples)
-        return [("sample", kD * (prefix.sampling + n * perSample.sampling) / (calibration.sampleRate * f)),
-                ("features", kD * (prefix.features + n * perSample.features) / (calibration.featuresRate * f)),
-                ("reward", kD * calibration.rewardSecondsPerChunk / f)]
+        return [("sample", kD * (prefix.sampling + n * perSample.sampling) / r.sample),
+                ("features", kD * (prefix.features + n * perSample.features) / r.features),
+                ("reward", kD / r.reward)]
     }
 
     /// Learner FLOPs for a set of (chunk position → samples held).
@@ -174,8 +206,7 @@ public struct Planner: Sendable {
         var worker = RoleTimes()
         var rolloutOf: [Int: Double] = [:]
         for (w, rank) in workers.enumerated() {
-            let f = speed(cluster.cores(of: rank, active: workers))
-            let phases = rollout(chunks: chunks(worker: w, of: W), speed: f)
+            let phases = rollout(chunks: chunks(worker: w, of: W), rates: rates(cores: cluster.cores(of: rank, active: workers)))
             let total = phases.reduce(0) { $0 + $1.1 }
             rolloutOf[rank] = total
             if worker.phases.isEmpty || total > worker.phases.reduce(0, { $0 + $1.1 }) { worker.phases = phases }
@@ -211,7 +242,7 @@ public struct Planner: Sendable {
         // Backward: the slowest learner; colocated ranks add their rollout first.
         var backward = 0.0, slowestColocated = 0.0, colocatedRollout = 0.0
         for l in 0..<L {
-            let t = learnerFLOPs(held[l]) / (calibration.backwardRate * speed(cluster.cores(of: l, active: learners)))
+            let t = learnerFLOPs(held[l]) / rates(cores: cluster.cores(of: l, active: learners)).backward
             if split.colocated {
                 let both = (rolloutOf[l] ?? 0) + t
                 if both > slowestColocated { slowestColocated = both; backward = t; colocatedRollout = rolloutOf[l] ?? 0 }
@@ -227,11 +258,11 @@ public struct Planner: Sendable {
         if run.shardOptimizer && L > 1 && !run.lora {
             let shard = (Double(run.trainedParameters) / Double(L)).rounded(.up) * 28
             allreduce = cluster.halfRingTime(learners, bytes: G) + cluster.halfRingTime(learners, bytes: G)
-            optimizer = learners.map { shard / (calibration.optimizerRate * speed(cluster.cores(of: $0, active: learners))) }.max()!
+            optimizer = learners.map { shard / rates(cores: cluster.cores(of: $0, active: learners)).optimizer }.max()!
             ringLinks(learners, bytes: 2 * G * Double(L - 1) / Double(L), carry)
         } else {
             allreduce = cluster.allReduceTime(learners, bytes: G)
-            optimizer = learners.map { optimizerBytes / (calibration.optimizerRate * speed(cluster.cores(of: $0, active: learners))) }.max()!
+            optimizer = learners.map { optimizerBytes / rates(cores: cluster.cores(of: $0, active: learners)).optimizer }.max()!
             if L > 1 { ringLinks(learners, bytes: 2 * G * Double(L - 1) / Double(L), carry) }
         }
 

@@ -20,16 +20,21 @@ extension TrainConfig {
     public static let autoLearners = 0
     public var learnersAuto: Bool { learners == Self.autoLearners }
 
+    /// The `plan-calibration` files (comma-separated: one per BLAS thread count measured).
+    public var planCalibrationFiles: [String] {
+        (planCalibration ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
     /// With `learners` auto, the configuration with the planner's choice for `cluster.ranks`
     /// ranks (the fastest separate-roles split; 1 at one rank, which runs colocated) and that
     /// prediction; otherwise the configuration unchanged and nil.
-    public func resolvingAutoLearners(calibration: PlanCalibration, cluster: PlanCluster,
+    public func resolvingAutoLearners(calibrations: [PlanCalibration], cluster: PlanCluster,
                                       model: ModelConfig) throws -> (TrainConfig, Planner.Prediction?) {
         guard learnersAuto else { return (self, nil) }
         guard !runsColocated || cluster.ranks == 1 else {
             throw ConfigError.invalid(field: "learners", reason: "auto chooses between learners and rollout workers; this run is colocated (--colocate, or method \(method)): drop one of the two")
         }
-        let planner = try Planner(calibration: calibration, cluster: cluster, run: try Planner.Run(config: self, model: model))
+        let planner = try Planner(calibrations: calibrations, cluster: cluster, run: try Planner.Run(config: self, model: model))
         guard let best = Planner.fastest(try planner.predictAll(), separateRolesOnly: true) else {
             throw PlanError.input("no split to choose from")
         }

@@ -13,7 +13,8 @@ struct Plan: ParsableCommand {
             sampling, features and the learner's backward, bytes/s of the optimizer, seconds of rewards \
             and of the rest of the step, all measured at np 1 with some number of BLAS threads. A rank \
             computing on C cores runs at min(C, calibrated threads)/calibrated threads of those rates \
-            (linear in cores, no gain assumed beyond the calibrated count). The run (preset, --set, \
+            (linear in cores, no gain assumed beyond the calibrated count); with several calibrations \
+            at different thread counts (OPENBLAS_NUM_THREADS=t bench step …), linear between them. The run (preset, --set, \
             --model as for train) sets the FLOPs of each phase (StepCost); without --model the \
             calibration's model is used. Network: each message costs latency + bytes/bandwidth; \
             between hosts a host's link is shared by its ranks; within a host --intra-bandwidth \
@@ -24,7 +25,8 @@ struct Plan: ParsableCommand {
             """)
 
     @OptionGroup var config: ConfigOptions
-    @Option(help: "Calibration file written by `ebft-dist bench step --calibration-out`.") var calibration: String
+    @Option(help: "Calibration file written by `ebft-dist bench step --calibration-out` (repeatable: one per BLAS thread count; rates are interpolated between them).")
+    var calibration: [String] = []
     @Option(help: "Ranks (N).") var ranks: Int
     @Option(help: "Hosts the ranks are spread over.") var hosts = 1
     @Option(help: "Cores per host (default: the calibration's machine's).") var coresPerHost: Double?
@@ -42,7 +44,7 @@ struct Plan: ParsableCommand {
     @Flag(help: "Print the predictions as one JSON object instead of tables.") var json = false
 
     func run() throws {
-        let (planner, note) = try Self.makePlanner(config: config, calibrationPath: calibration, ranks: ranks, hosts: hosts,
+        let (planner, note) = try Self.makePlanner(config: config, calibrationPaths: calibration, ranks: ranks, hosts: hosts,
                                                    coresPerHost: coresPerHost, coresPerRank: coresPerRank, placement: placement,
                                                    sharedCores: sharedCores, bandwidth: bandwidth, latency: latency,
                                                    intraBandwidth: intraBandwidth, intraLatency: intraLatency)
@@ -106,12 +108,14 @@ struct Plan: ParsableCommand {
 
     /// The planner for a configuration and cluster options (shared with `train --learners auto`'s
     /// tests of the CLI). Returns notes about the calibration's fit to the run.
-    static func makePlanner(config: ConfigOptions, calibrationPath: String, ranks: Int, hosts: Int, coresPerHost: Double?,
+    static func makePlanner(config: ConfigOptions, calibrationPaths: [String], ranks: Int, hosts: Int, coresPerHost: Double?,
                             coresPerRank: Double?, placement: String, sharedCores: Bool, bandwidth: Double, latency: Double,
                             intraBandwidth: Double?, intraLatency: Double) throws -> (Planner, [String]) {
         do {
             let c = try config.resolve()
-            let cal = try PlanCalibration.load(path: calibrationPath)
+            guard !calibrationPaths.isEmpty else { throw ValidationError("--calibration FILE is required (ebft-dist bench step --calibration-out FILE)") }
+            let cals = try calibrationPaths.map { try PlanCalibration.load(path: $0) }
+            let cal = cals.max { $0.threads < $1.threads }!
             guard let place = PlanCluster.Placement(rawValue: placement) else {
                 throw ValidationError("--placement must be one of \(PlanCluster.Placement.allCases.map(\.rawValue)), got '\(placement)'")
             }
@@ -131,13 +135,13 @@ struct Plan: ParsableCommand {
             let cluster = PlanCluster(ranks: ranks, hosts: hosts, coresPerHost: coresPerHost ?? Double(cal.cores),
                                       coresPerRank: coresPerRank, placement: place, sharedCores: sharedCores,
                                       bandwidth: bandwidth * 1e9, latency: latency * 1e-6,
-                                      intraBandwidth: (intraBandwidth.map { $0 * 1e9 }) ?? cal.memcpyBandwidth / 4,
+                                      intraBandwidth: (intraBandwidth.map { $0 * 1e9 }) ?? cals.map(\.memcpyBandwidth).max()! / 4,
                                       intraLatency: intraLatency * 1e-6)
             let run = try Planner.Run(config: c, model: model)
             if run.geometry != cal.geometry || run.samples != cal.samples || run.chunks != cal.chunks {
                 notes.append("note: the calibration measured another geometry or step size (P=\(cal.geometry.P), n=\(cal.samples), \(cal.chunks) chunks); its rates are applied to this one")
             }
-            return (try Planner(calibration: cal, cluster: cluster, run: run), notes)
+            return (try Planner(calibrations: cals, cluster: cluster, run: run), notes)
         } catch let e as ValidationError { throw e } catch { throw ValidationError("\(error)") }
     }
 }

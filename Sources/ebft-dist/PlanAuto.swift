@@ -10,6 +10,10 @@ import Trainer
 /// broadcasts its choice. The choice and its prediction go to the log and RUN_DIR/plan.json.
 enum AutoLearners {
     static func resolve(world: Communicator, context: RunContext, say: (String) -> Void) throws -> Int {
+        if world.size == 1 {
+            say("learners auto: one rank runs colocated")
+            return 1
+        }
         // Each rank's host: FNV-1a of its host name (exact in a Double), gathered.
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, 255)
@@ -36,23 +40,25 @@ enum AutoLearners {
     static func plan(context: RunContext, hostHashes: [Double], say: (String) -> Void) throws -> Int {
         let c = context.config
         let n = hostHashes.count
-        let calibration: PlanCalibration
-        if let path = c.planCalibration {
-            calibration = try PlanCalibration.load(path: path)
-            say("learners auto: calibration \(path) (\(calibration.note))")
-        } else {
+        var calibrations: [PlanCalibration] = []
+        for path in c.planCalibrationFiles {
+            let cal = try PlanCalibration.load(path: path)
+            say("learners auto: calibration \(path), \(cal.threads) thread\(cal.threads == 1 ? "" : "s") (\(cal.note))")
+            calibrations.append(cal)
+        }
+        if calibrations.isEmpty {
             say("learners auto: no plan-calibration file; measuring one chunk on rank 0 …")
             let t0 = Date()
-            calibration = try PlanMeasure.oneChunk(context: context)
+            calibrations = [try PlanMeasure.oneChunk(context: context)]
             say("learners auto: measured in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
         }
         var order: [Double] = []
         for x in hostHashes where !order.contains(x) { order.append(x) }
         var cluster = PlanCluster(ranks: n, hosts: order.count, coresPerHost: Double(ProcessInfo.processInfo.activeProcessorCount),
                                   coresPerRank: Double(BLAS.threads), bandwidth: 1.25e9, latency: 50e-6,
-                                  intraBandwidth: calibration.memcpyBandwidth / 4, intraLatency: 1e-6)
+                                  intraBandwidth: calibrations.map(\.memcpyBandwidth).max()! / 4, intraLatency: 1e-6)
         cluster.hostMap = hostHashes.map { order.firstIndex(of: $0)! }
-        let (resolved, best) = try c.resolvingAutoLearners(calibration: calibration, cluster: cluster,
+        let (resolved, best) = try c.resolvingAutoLearners(calibrations: calibrations, cluster: cluster,
                                                            model: context.policy.parameters.config)
         let l = resolved.learners
         if let best {

@@ -150,6 +150,34 @@ final class PlannerTests: XCTestCase {
         assertClose(four[0].path["rollout"], 26.1, "L=1 rollout")
     }
 
+    /// Two calibrations, 1 thread at 0.8× the 2-thread rates: a rank on 1 core runs at exactly
+    /// the 1-thread rates, on half a core at half of them, on 1.5 cores halfway between (0.9×),
+    /// on 4 at the 2-thread rates. 1 + 1 on 2 cores (1 core each): rollout 2·8.7/0.8 = 21.75,
+    /// backward 57504/3200 = 17.97, optimizer 8400/6720 = 1.25.
+    func testRatesInterpolateBetweenCalibratedThreadCounts() throws {
+        let two = try calibration()
+        var one = two
+        one.threads = 1
+        for k in [\PlanCalibration.sample, \PlanCalibration.features, \PlanCalibration.reward, \PlanCalibration.backward,
+                  \PlanCalibration.optimizer] {
+            one[keyPath: k].seconds = two[keyPath: k].seconds / 0.8
+        }
+        let p = try Planner(calibrations: [two, one], cluster: cluster(ranks: 2), run: try run())
+        XCTAssertEqual(p.calibrations.map(\.threads), [1, 2])
+        assertClose(p.rates(cores: 1).backward, 3200, "1 core")
+        assertClose(p.rates(cores: 0.5).backward, 1600, "half a core")
+        assertClose(p.rates(cores: 1.5).sample, 900, "1.5 cores")
+        assertClose(p.rates(cores: 4).optimizer, 8400, "beyond the calibrated threads")
+        let r = try p.predict(.split(learners: 1))
+        assertClose(r.path["rollout"], 21.75, "rollout")
+        assertClose(r.path["backward"], 17.97, "backward")
+        assertClose(r.path["optimizer"], 1.25, "optimizer")
+        XCTAssertThrowsError(try Planner(calibrations: [two, two], cluster: cluster(ranks: 2), run: try run())) {
+            XCTAssertTrue("\($0)".contains("same thread count"), "\($0)")
+        }
+        XCTAssertThrowsError(try Planner(calibrations: [], cluster: cluster(ranks: 2), run: try run()))
+    }
+
     func testBadInputIsRefused() throws {
         XCTAssertThrowsError(try planner(cluster(ranks: 0))) { XCTAssertTrue("\($0)".contains("--ranks must be at least 1"), "\($0)") }
         var c = cluster(ranks: 2)
@@ -215,19 +243,19 @@ final class PlannerTests: XCTestCase {
         (c.chunkLength, c.contextLength, c.generateLength, c.stride, c.samplesPerChunk, c.chunksPerStep) = (6, 2, 2, 2, 2, 2)
         XCTAssertNoThrow(try c.validate())
         let cal = try calibration()
-        let (four, p4) = try c.resolvingAutoLearners(calibration: cal, cluster: cluster(ranks: 4), model: model)
+        let (four, p4) = try c.resolvingAutoLearners(calibrations: [cal], cluster: cluster(ranks: 4), model: model)
         XCTAssertEqual(four.learners, 2)
         assertClose(p4!.step, 17.4 + 0.314 + 20.304 + 1.202 + 2 + 1.202 + 0.5, "predicted step")
-        XCTAssertEqual(try c.resolvingAutoLearners(calibration: cal, cluster: cluster(ranks: 2), model: model).0.learners, 1)
-        XCTAssertEqual(try c.resolvingAutoLearners(calibration: cal, cluster: cluster(ranks: 1), model: model).0.learners, 1)
+        XCTAssertEqual(try c.resolvingAutoLearners(calibrations: [cal], cluster: cluster(ranks: 2), model: model).0.learners, 1)
+        XCTAssertEqual(try c.resolvingAutoLearners(calibrations: [cal], cluster: cluster(ranks: 1), model: model).0.learners, 1)
         var fixed = c
         fixed.learners = 3
-        let (same, none) = try fixed.resolvingAutoLearners(calibration: cal, cluster: cluster(ranks: 4), model: model)
+        let (same, none) = try fixed.resolvingAutoLearners(calibrations: [cal], cluster: cluster(ranks: 4), model: model)
         XCTAssertEqual(same.learners, 3)
         XCTAssertNil(none)
         var colocated = c
         colocated.colocate = true
-        XCTAssertThrowsError(try colocated.resolvingAutoLearners(calibration: cal, cluster: cluster(ranks: 4), model: model))
+        XCTAssertThrowsError(try colocated.resolvingAutoLearners(calibrations: [cal], cluster: cluster(ranks: 4), model: model))
         c.learners = -1
         XCTAssertThrowsError(try c.validate())
         XCTAssertThrowsError(try c.apply(override: "learners=some"))
