@@ -13,7 +13,8 @@ extension BPETokenizer: TextEncoder {
 /// critic (both from the same initial weights unless `critic` names another model), the
 /// packed training and validation chunks, and the derived geometry and schedule.
 public final class RunContext {
-    public let config: TrainConfig
+    /// The run's configuration (only `learners` changes after loading: `--learners auto`).
+    public internal(set) var config: TrainConfig
     public let modelPath: String
     public let tokenizer: BPETokenizer
     public let policy: Transformer

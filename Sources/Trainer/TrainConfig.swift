@@ -128,6 +128,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var runDir: String = "runs/latest"
 
     // MARK: distribution (issue 5)
+    /// Learner ranks; 0 = auto (`--learners auto`): the planner picks them (`Planner`, issue 15).
     public var learners: Int = 1
     public var colocate: Bool = false
     public var async: Bool = false
@@ -138,6 +139,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var sharedPrefix: Bool = true
     /// Shard Adam's moments and the update over the learners (ZeRO stage 1; `shard-optimizer`).
     public var shardOptimizer: Bool = false
+    /// The planner's calibration for `learners: auto` (`ebft-dist bench step --calibration-out`);
+    /// nil: measured in-process before training.
+    public var planCalibration: String? = nil
 
     // MARK: the RLVR baseline (method rlvr)
     /// Questions per optimizer step (each sampled `samples-per-chunk` times).
@@ -264,7 +268,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(rlvrQuestions >= 1, "rlvr-questions", "must be at least 1")
         try need(rlvrMaxNewTokens >= 1, "rlvr-max-new-tokens", "must be at least 1")
         try need(method != "rlvr" || samplesPerChunk >= 2, "samples-per-chunk", "RLVR's leave-one-out baseline needs at least 2 samples per question")
-        try need(learners >= 1, "learners", "must be at least 1")
+        try need(learners >= 1 || learners == Self.autoLearners, "learners", "must be at least 1, or auto (0)")
         try need(stallTimeout > 0, "stall-timeout", "must be > 0 seconds")
         try need(loraRank >= 0, "lora-rank", "must be ≥ 0 (0 = full fine-tuning)")
         try need(loraDropout == 0, "lora-dropout", "only 0 is supported (LoRA dropout is not implemented)")
@@ -359,6 +363,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public mutating func set(_ key: String, to text: String, source: String = "override") throws {
         let name = Self.yamlKey(key)
         var dict = try toDictionary()
+        if name == "learners" && text.trimmingCharacters(in: .whitespaces).lowercased() == "auto" {
+            return try set(key, to: "\(Self.autoLearners)", source: source)
+        }
         guard let current = dict[name] ?? (Self.optionalFields.contains(name) ? NSNull() : nil) else {
             throw ConfigError.unknownField(key, known: Self.allKeys)
         }
@@ -409,7 +416,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         return out
     }
 
-    static let optionalFields: Set<String> = ["model", "critic", "validation-data", "eval-data", "lora-init"]
+    static let optionalFields: Set<String> = ["model", "critic", "validation-data", "eval-data", "lora-init", "plan-calibration"]
     static let boolFields: Set<String> = ["whitening", "colocate", "async", "eval-down-start", "shared-prefix",
                                            "shard-optimizer"]
     static let integerFields: Set<String> = [
@@ -450,6 +457,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case rlvrQuestions = "rlvr-questions", rlvrMaxNewTokens = "rlvr-max-new-tokens"
         case sharedPrefix = "shared-prefix"
         case shardOptimizer = "shard-optimizer"
+        case planCalibration = "plan-calibration"
     }
 }
 

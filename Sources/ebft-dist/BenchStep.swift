@@ -26,6 +26,8 @@ struct BenchStep: ParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @Option(help: "Seconds a phase may last before the run is aborted as stalled.") var stallTimeout: Double = 3600
+    @Option(help: "Write the reported step's phases as a planner calibration (JSON) to this file (for `ebft-dist plan --calibration`, `train --learners auto --set plan-calibration=`).")
+    var calibrationOut: String?
 
     func run() throws {
         var c: TrainConfig
@@ -103,25 +105,28 @@ struct BenchStep: ParsableCommand {
             emit("\(padRight("optimizer", 12)) \(pad(fixed(optimizer, 3), 8))   \(fixed(cost.optimizerBytes / 1e9, 2)) GB to move: "
                  + "\(fixed(floor, 3)) s at memcpy speed, \(fixed(optimizer / floor, 2))× that")
             row("step", step, cost.totalFLOPs)
-            emit("(other: \(fixed(step - sample - features - reward - backward - optimizer, 3)) s)")
+            let other = step - sample - features - reward - backward - optimizer
+            emit("(other: \(fixed(other, 3)) s)")
+            if let path = calibrationOut {
+                let cal = PlanCalibration(
+                    threads: BLAS.threads, cores: ProcessInfo.processInfo.activeProcessorCount, model: model,
+                    trainedParameters: context.trainable.count, geometry: context.geometry, samples: cfg.samplesPerChunk,
+                    chunks: cfg.chunksPerStep, criticLayers: Features.featureLayers(L: model.layers).max()!,
+                    sample: .init(seconds: sample, flops: cost.sampling), features: .init(seconds: features, flops: cost.features),
+                    reward: .init(seconds: reward), backward: .init(seconds: backward, flops: cost.learner),
+                    optimizer: .init(seconds: optimizer, bytes: cost.optimizerBytes), other: other, step: step,
+                    memcpyBandwidth: bandwidth,
+                    note: "bench step, step \(Int(chosen["step"] ?? 0)) (median of steps \(timed.compactMap { $0["step"] }.map { String(Int($0)) }.joined(separator: ", "))), \(ISO8601DateFormatter().string(from: Date()))")
+                do { try cal.validate(); try cal.write(to: path) } catch {
+                    throw AllRanksError(message: "cannot write the calibration: \(error)", code: 1)
+                }
+                emit("calibration written to \(path)")
+            }
         }
     }
 
     /// memcpy bandwidth (bytes read + written per second), best of 5 copies of `floats` Float32.
-    static func memcpyBandwidth(floats n: Int) -> Double {
-        let a = UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64)
-        let b = UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64)
-        defer { a.deallocate(); b.deallocate() }
-        memset(a, 1, n * 4)
-        memset(b, 2, n * 4)
-        var best = Double.infinity
-        for _ in 0..<5 {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            memcpy(b, a, n * 4)
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-        }
-        return 2 * Double(n * 4) / best
-    }
+    static func memcpyBandwidth(floats n: Int) -> Double { PlanMeasure.memcpyBandwidth(floats: n) }
 
     /// The `train` records of a metrics file (numeric fields only).
     static func trainRecords(_ path: String) throws -> [[String: Double]] {

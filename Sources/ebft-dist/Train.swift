@@ -64,7 +64,8 @@ struct Train: ParsableCommand {
     @OptionGroup var config: ConfigOptions
     @Flag(help: "No progress bar.") var quiet = false
 
-    @Option(help: "Learner ranks (the rest are rollout workers); default 1 when N ≥ 2.") var learners: Int?
+    @Option(help: "Learner ranks (the rest are rollout workers); default 1 when N ≥ 2; auto: the planner picks (with --set plan-calibration=FILE from `bench step --calibration-out`, else measured on one chunk first).")
+    var learners: String?
     @Flag(help: "Every rank both samples and learns.") var colocate = false
     @Option(help: "Seconds a phase may last before the job is aborted as stalled.") var stallTimeout: Double?
     @Flag(name: .customLong("async"), help: """
@@ -98,7 +99,12 @@ struct Train: ParsableCommand {
             }
             c = try config.resolve(base: base, resumedRun: found?.runDirectory)
             if let s = stopAfter, s < 1 { throw ValidationError("--stop-after must be at least 1") }
-            if let l = learners { c.learners = l }
+            if let l = learners {
+                if l.lowercased() == "auto" { c.learners = TrainConfig.autoLearners } else {
+                    guard let n = Int(l), n >= 1 else { throw ValidationError("--learners must be a positive integer or auto, got '\(l)'") }
+                    c.learners = n
+                }
+            }
             if colocate { c.colocate = true }
             if asyncMode { c.async = true }
             if let s = stallTimeout { c.stallTimeout = s }
@@ -107,18 +113,19 @@ struct Train: ParsableCommand {
         let config = c
         let resumeFrom = found
         try runOnWorld { world in
-            let roles: RoleAssignment
-            do {
-                roles = try RoleAssignment(worldSize: world.size, learners: config.runsColocated ? nil : config.learners,
-                                           colocate: config.runsColocated)
-            } catch { throw AllRanksError(message: "\(error)", code: 2) }
+            let auto = config.learnersAuto
+            func assign(_ c: TrainConfig) throws -> RoleAssignment {
+                do {
+                    return try RoleAssignment(worldSize: world.size, learners: c.runsColocated ? nil : c.learners,
+                                              colocate: c.runsColocated)
+                } catch { throw AllRanksError(message: "\(error)", code: 2) }
+            }
+            var roles: RoleAssignment? = auto ? nil : try assign(config)
             let rank = world.rank
             let say: (String) -> Void = { line in if rank == 0 { emitError(line) } }
             say("configuration:\n" + (try config.yaml()))
             say("run directory: \(config.runDir)" + (resumeFrom.map { " (resuming from \($0.directory))" } ?? ""))
             if let f = resumeFrom?.fallback { say(f) }
-            say("ranks: \(world.size) — " + (roles.isColocated ? "colocated (every rank samples and learns)"
-                : "learners \(roles.learnerRanks), rollout workers \(roles.workerRanks)"))
             // Heartbeats between the ranks' watchdogs, so a stall report names the rank that did
             // not arrive; without MPI_THREAD_MULTIPLE, each rank reports only whom it waits for.
             var channel: HeartbeatChannel?
@@ -134,8 +141,19 @@ struct Train: ParsableCommand {
             watchdog.enter("loading", step: 0)
             // Tokenising a large data set takes as long as it takes: each 1024 records (or each
             // look at another rank's progress) restarts the loading phase's stall clock.
-            let context = try RunContext(config: config, loadCritic: roles.role(of: rank).isWorker,
+            // With auto learners the roles are known only after planning: every rank loads the
+            // feature network (a learner then holds a copy it does not use).
+            let context = try RunContext(config: config, loadCritic: roles?.role(of: rank).isWorker ?? true,
                                          progress: { watchdog.enter("loading: \($0)", step: 0) }, log: say)
+            if auto {
+                watchdog.enter("planning learners", step: 0, waitingOn: rank == 0 ? [] : [0])
+                let l = try AutoLearners.resolve(world: world, context: context, say: say)
+                context.resolveAutoLearners(l)
+                roles = try assign(context.config)
+            }
+            guard let roles else { throw AllRanksError(message: "no role assignment", code: 2) }
+            say("ranks: \(world.size) — " + (roles.isColocated ? "colocated (every rank samples and learns)"
+                : "learners \(roles.learnerRanks), rollout workers \(roles.workerRanks)"))
             if config.method == "rlvr" {
                 say("\(context.totalSteps) steps × \(config.rlvrQuestions) questions × \(config.samplesPerChunk) completions of at most \(config.rlvrMaxNewTokens) tokens")
             } else {
