@@ -49,12 +49,6 @@ final class DataEndToEndTests: XCTestCase {
         return [("text", text), ("pair", pair), ("chat", chat)]
     }
 
-    func metrics(_ run: String) throws -> [[String: Any]] {
-        try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-        }
-    }
-
     func assertSame(_ a: [[String: Any]], _ b: [[String: Any]], _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
         XCTAssertEqual(a.count, b.count, what, file: file, line: line)
         for (x, y) in zip(a, b) {

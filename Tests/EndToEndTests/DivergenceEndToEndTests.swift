@@ -12,13 +12,6 @@ final class DivergenceEndToEndTests: XCTestCase {
         "--set", "eval-every=0",
     ]
 
-    func runDir(_ name: String) throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ebft-e2e-div-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: d)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-        return d
-    }
-
     func trainRecords(_ dir: String) throws -> [[String: Any]] {
         let text = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
         return try text.split(separator: "\n").map {
@@ -34,7 +27,7 @@ final class DivergenceEndToEndTests: XCTestCase {
     /// 1 rollout worker), with exit code 4 and one message naming the step, the quantity and the
     /// threshold. The verdict asserts the kind of failure, never a value.
     func testAbsurdLearningRateStopsEveryRankWithAClearError() throws {
-        let dir = try runDir("lr1e4")
+        let dir = runDir("lr1e4")
         let out = try MPIRun.run(np: 2, ["train"] + Self.tiny + ["--set", "learning-rate=1e4", "--run-dir", dir],
                                  timeout: 180)
         XCTAssertFalse(out.timedOut, "\(out)")
@@ -70,7 +63,7 @@ final class DivergenceEndToEndTests: XCTestCase {
     /// random model sits at ln V ≈ 10.8, the z-score's std is at least 1 % of that (0.108), so a
     /// false spike needs a jump of 5 × 0.108 ≈ 0.54 nats in one step; the limit is 2·ln V ≈ 21.6.
     func testHealthyRunHasNoBadStep() throws {
-        let dir = try runDir("healthy")
+        let dir = runDir("healthy")
         let args = ["train"] + Self.tiny.map { $0 == "8" ? "12" : $0 }
             + ["--quiet", "--set", "learning-rate=1e-3", "--set", "spike-window=4", "--run-dir", dir]
         let out = try MPIRun.run(np: 1, args, timeout: 180)

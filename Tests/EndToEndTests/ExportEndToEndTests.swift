@@ -6,13 +6,7 @@ import XCTest
 /// to GGUF (F32, Q8_0) and back gives the same tensors; the gguf package reads the GGUF; bad
 /// options and a source without a tokenizer are clear errors.
 final class ExportEndToEndTests: XCTestCase {
-    func tempDir(_ name: String) -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ebft-e2e-export-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: d)
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-        return d
-    }
+    func tempDir(_ name: String) -> String { runDir(name, create: true) }
 
     func python(_ script: String, _ args: [String]) throws -> [String: Any] {
         let out = try MPIRun.spawn(["python3", "-c", script] + args, environment: [:], timeout: 300)

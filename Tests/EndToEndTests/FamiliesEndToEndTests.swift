@@ -21,25 +21,11 @@ final class FamiliesEndToEndTests: XCTestCase {
          "qwen3", "model.layers.1.self_attn.q_norm.weight"),
     ]
 
-    func runDir(_ name: String) throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ebft-e2e-families-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: d)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-        return d
-    }
-
-    func metrics(_ dir: String) throws -> [[String: Any]] {
-        let text = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
-        return try text.split(separator: "\n").map {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-        }
-    }
-
     func testFamiliesTrainTheSameForOneAndTwoRanks() throws {
         for s in Self.specs {
             var runs: [[[String: Any]]] = []
             for np in [1, 2] {
-                let dir = try runDir("\(s.name)-np\(np)")
+                let dir = runDir("\(s.name)-np\(np)")
                 let out = try MPIRun.run(np: np, ["train"] + Self.base + ["--set", "model=" + s.spec, "--run-dir", dir],
                                          timeout: 180)
                 XCTAssertTrue(out.succeeded, "\(s.name) np \(np): \(out)")

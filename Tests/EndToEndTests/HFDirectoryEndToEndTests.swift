@@ -41,13 +41,7 @@ final class HFDirectoryEndToEndTests: XCTestCase {
     /// A text with code, non-ASCII letters, digits and the families' special tokens.
     static let sample = "def f(x):\n    return x ** 2  # 12345 café ünï 速い <|im_start|>user<|im_end|><|eot_id|>"
 
-    func tempDir(_ name: String) -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ebft-e2e-hfdir-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: d)
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-        return d
-    }
+    func tempDir(_ name: String) -> String { runDir(name, create: true) }
 
     /// Runs a python3 script (`-c`) with `args`; its stdout is one JSON object.
     func python(_ script: String, _ args: [String]) throws -> [String: Any] {
@@ -81,13 +75,6 @@ final class HFDirectoryEndToEndTests: XCTestCase {
         let spec = String(decoding: try JSONSerialization.data(withJSONObject: make), as: UTF8.self)
         let r = try python(script, [Self.referenceDir, tokDir + "/" + f.tokenizer, spec])
         return try XCTUnwrap(r["vocab"] as? Int)
-    }
-
-    func metrics(_ dir: String) throws -> [[String: Any]] {
-        let text = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
-        return try text.split(separator: "\n").map {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-        }
     }
 
     /// Both families' tokenizer files (tokenizer_families.py build), made once per process.

@@ -12,21 +12,6 @@ final class LoRAEndToEndTests: XCTestCase {
     static let lora = TrainerEndToEndTests.tiny.map { $0 == "learning-rate=1e-3" ? "learning-rate=2e-2" : $0 }
         + ["--set", "lora-rank=4", "--set", "lora-alpha=8"]
 
-    func runDir(_ name: String) -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ebft-e2e-lora-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: d)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-        return d
-    }
-
-    func metrics(_ dir: String) throws -> [[String: Any]] {
-        try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-        }
-    }
-
-    func file(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
-
     /// np 1 and np 3 (1 learner + 2 workers): the same rewards, CE, gradient norms and
     /// evaluations; sampler/learner log-prob drift ≤ 1e-4; the broadcast carries the adapters
     /// only; the adapters change the model (the evaluation CE moves) and the checkpoint is PEFT.

@@ -11,13 +11,7 @@ final class PlanEndToEndTests: XCTestCase {
         "--set", "eval-every=0", "--set", "eval-down-every=0",
     ]
 
-    func directory(_ name: String) throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ebft-e2e-plan-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: d)
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-        return d
-    }
+    func directory(_ name: String) throws -> String { runDir(name, create: true) }
 
     func testCalibrationPlanAndAutoLearners() throws {
         let dir = try directory("cal")

@@ -4,19 +4,6 @@ import XCTest
 /// `shard-optimizer=true` under mpirun (issue 14 item 6): the sharded run equals the unsharded
 /// one, its checkpoints hold the whole optimizer state, and it resumes bit for bit.
 final class ShardedOptimizerEndToEndTests: XCTestCase {
-    func runDir(_ name: String) -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ebft-e2e-zero-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: d)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-        return d
-    }
-
-    func metrics(_ dir: String) throws -> [[String: Any]] {
-        try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-        }
-    }
-
     /// Largest difference of two tensor sets relative to each tensor's largest magnitude.
     func worstRelative(_ a: [String: [Float]], _ b: [String: [Float]]) throws -> Float {
         XCTAssertEqual(Set(a.keys), Set(b.keys))

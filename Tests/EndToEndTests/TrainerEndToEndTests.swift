@@ -10,20 +10,6 @@ final class TrainerEndToEndTests: XCTestCase {
         "--set", "eval-every=2", "--set", "eval-chunks=4", "--set", "learning-rate=1e-3",
     ]
 
-    func runDir(_ name: String) throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ebft-e2e-train-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: d)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-        return d
-    }
-
-    func metrics(_ dir: String) throws -> [[String: Any]] {
-        let text = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
-        return try text.split(separator: "\n").map {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-        }
-    }
-
     /// All F32 tensors of a safetensors file by name (parsed here, independently of the Model
     /// module's reader).
     static func safetensors(_ path: String) throws -> [String: [Float]] {
@@ -46,7 +32,7 @@ final class TrainerEndToEndTests: XCTestCase {
         var reference: [[String: Any]]?
         var referenceWeights: [String: [Float]]?
         for (np, extra) in [(1, [String]()), (2, []), (3, []), (4, ["--learners", "2"]), (2, ["--colocate"])] {
-            let dir = try runDir("np\(np)\(extra.joined())")
+            let dir = runDir("np\(np)\(extra.joined())")
             let out = try MPIRun.run(np: np, ["train"] + Self.tiny + ["--run-dir", dir, "--set", "eval-seeds=2"] + extra,
                                      timeout: 120)
             XCTAssertTrue(out.succeeded, "\(out)")
@@ -102,7 +88,7 @@ final class TrainerEndToEndTests: XCTestCase {
         let args = ["train"] + Self.tiny.map { $0 == "3" ? "4" : $0 } + ["--async"]
         var runs: [[[String: Any]]] = []
         for np in [2, 3] {
-            let dir = try runDir("async\(np)")
+            let dir = runDir("async\(np)")
             let out = try MPIRun.run(np: np, args + ["--run-dir", dir], timeout: 120)
             XCTAssertTrue(out.succeeded, "\(out)")
             runs.append(try metrics(dir))
@@ -133,7 +119,7 @@ final class TrainerEndToEndTests: XCTestCase {
         args[args.firstIndex(of: "learning-rate=1e-3")!] = "learning-rate=3e-3"
         var runs: [[[String: Any]]] = []
         for np in [1, 3] {
-            let dir = try runDir("sft\(np)")
+            let dir = runDir("sft\(np)")
             let out = try MPIRun.run(np: np, args + ["--run-dir", dir], timeout: 120)
             XCTAssertTrue(out.succeeded, "\(out)")
             runs.append(try metrics(dir))
@@ -164,7 +150,7 @@ final class TrainerEndToEndTests: XCTestCase {
         var runs: [[[String: Any]]] = []
         var dirs: [String] = []
         for np in [1, 2] {
-            let dir = try runDir("rlvr\(np)")
+            let dir = runDir("rlvr\(np)")
             dirs.append(dir)
             let out = try MPIRun.run(np: np, args + ["--run-dir", dir], timeout: 180)
             XCTAssertTrue(out.succeeded, "\(out)")
@@ -195,7 +181,7 @@ final class TrainerEndToEndTests: XCTestCase {
             XCTAssertNotNil(d["bleu"] as? Double)
         }
         // --eval-only: the same step-0 evaluations, nothing trained, no checkpoint.
-        let dir = try runDir("rlvr-eval-only")
+        let dir = runDir("rlvr-eval-only")
         let out = try MPIRun.run(np: 2, args + ["--run-dir", dir, "--eval-only"], timeout: 120)
         XCTAssertTrue(out.succeeded, "\(out)")
         let base = try metrics(dir)
@@ -204,7 +190,7 @@ final class TrainerEndToEndTests: XCTestCase {
         XCTAssertEqual(base[0]["eval_ce"] as? Double ?? -1, runs[0][0]["eval_ce"] as? Double ?? -2, accuracy: 1e-6)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/checkpoints"))
         // The report over the base and the RLVR run: plots and the table.
-        let out2 = try runDir("report")
+        let out2 = runDir("report")
         let rep = try MPIRun.runDirect(["report", dir, dirs[0], "--out", out2], timeout: 60)
         XCTAssertTrue(rep.succeeded, "\(rep)")
         let md = try String(contentsOfFile: out2 + "/README.md", encoding: .utf8)
@@ -214,13 +200,13 @@ final class TrainerEndToEndTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out2 + "/translation-pass1.svg"))
         // RLVR needs an explicit step count.
-        let noSteps = try MPIRun.run(np: 1, args.map { $0 == "3" ? "0" : $0 } + ["--run-dir", try runDir("rlvr-nosteps")])
+        let noSteps = try MPIRun.run(np: 1, args.map { $0 == "3" ? "0" : $0 } + ["--run-dir", runDir("rlvr-nosteps")])
         XCTAssertFalse(noSteps.succeeded)
         XCTAssertTrue(noSteps.stderr.contains("method rlvr needs an explicit number of steps"), "\(noSteps)")
     }
 
     func testBadRoleRequestIsAClearError() throws {
-        let out = try MPIRun.run(np: 2, ["train"] + Self.tiny + ["--run-dir", try runDir("bad"), "--learners", "2"], timeout: 60)
+        let out = try MPIRun.run(np: 2, ["train"] + Self.tiny + ["--run-dir", runDir("bad"), "--learners", "2"], timeout: 60)
         XCTAssertFalse(out.succeeded)
         XCTAssertTrue(out.stderr.contains("learner"), "\(out)")
     }
@@ -228,15 +214,6 @@ final class TrainerEndToEndTests: XCTestCase {
 
 /// Checkpoints, resume and the loss of a rank.
 final class TrainerResumeEndToEndTests: XCTestCase {
-    func runDir(_ name: String) -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ebft-e2e-resume-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: d)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-        return d
-    }
-
-    func file(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
-
     /// A run stopped after a checkpoint and resumed ends with bit-identical weights and Adam
     /// moments to the uninterrupted run (same N).
     func testResumeIsBitExact() throws {
