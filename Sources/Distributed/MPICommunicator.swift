@@ -24,6 +24,25 @@ public final class MPIRuntime: @unchecked Sendable {
         return initialized != 0 && finalized == 0
     }
 
+    /// Open MPI settings ebft-dist adds before `MPI_Init` for a job that spans several hosts
+    /// (mpirun's `OMPI_COMM_WORLD_LOCAL_SIZE` below `OMPI_COMM_WORLD_SIZE`, which every rank of
+    /// the job sees alike, so all ranks choose the same algorithm): the weight broadcast
+    /// (blocking `MPI_Bcast`, `coll tuned`) as a pipeline — a chain in rank order, 4 MiB
+    /// segments — so every host's link carries the buffer once. Open MPI's own choice from a
+    /// root to two other hosts sends it twice through the root's link (1.12 s against the
+    /// pipeline's 0.65 s for 64 MiB at 1 Gbit/s, docs/results/netns.md); within one host its
+    /// choice is the faster one, so single-host jobs are left alone. Variables the user set
+    /// (`mpirun --mca …` exports them) are kept: only missing names are returned.
+    public static func collectiveDefaults(environment env: [String: String]) -> [(String, String)] {
+        guard let size = env["OMPI_COMM_WORLD_SIZE"].flatMap({ Int($0) }),
+              let local = env["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap({ Int($0) }),
+              local < size else { return [] }
+        return [("OMPI_MCA_coll_tuned_use_dynamic_rules", "1"),
+                ("OMPI_MCA_coll_tuned_bcast_algorithm", "3"),
+                ("OMPI_MCA_coll_tuned_bcast_algorithm_segmentsize", "4194304")]
+            .filter { env[$0.0] == nil }
+    }
+
     /// Initialises MPI if needed; idempotent. Throws after `finalize()` (MPI cannot restart).
     public func initialize() throws {
         lock.lock(); defer { lock.unlock() }
@@ -38,6 +57,9 @@ public final class MPIRuntime: @unchecked Sendable {
             // ring's time between 2 hosts and 2.8× between 3 (docs/results/netns.md). The ring
             // moves 2(L − 1)/L of the buffer per rank. A value the user set is kept.
             setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0)
+            for (name, value) in MPIRuntime.collectiveDefaults(environment: ProcessInfo.processInfo.environment) {
+                setenv(name, value, 0)
+            }
             var provided: Int32 = 0
             let rc = MPI_Init_thread(nil, nil, cmpi_thread_multiple(), &provided)
             if rc != cmpi_success() {

@@ -14,8 +14,8 @@ final class DistributedEndToEndTests: XCTestCase {
     }
 
     /// Runs selftest on `np` ranks; every rank must report OK for every check, and nothing else.
-    private func checkSelftest(np: Int, viaMPIRun: Bool = true) throws {
-        let out = viaMPIRun ? try MPIRun.run(np: np, ["selftest"], timeout: 90)
+    private func checkSelftest(np: Int, viaMPIRun: Bool = true, environment: [String: String] = [:]) throws {
+        let out = viaMPIRun ? try MPIRun.run(np: np, ["selftest"], timeout: 90, environment: environment)
                             : try MPIRun.runDirect(["selftest"], timeout: 60)
         XCTAssertTrue(out.succeeded, "\(out)")
         XCTAssertFalse(out.stdout.contains("FAIL"), "\(out)")
@@ -44,6 +44,14 @@ final class DistributedEndToEndTests: XCTestCase {
     func testSelftestOnTwoRanks() throws { try checkSelftest(np: 2) }
     func testSelftestOnThreeRanks() throws { try checkSelftest(np: 3) }
     func testSelftestOnFourRanks() throws { try checkSelftest(np: 4) }
+    /// The broadcast ebft-dist pins for jobs across hosts (`MPIRuntime.collectiveDefaults`), here
+    /// on one host with 64 KiB segments so that each 1 MiB call of the checksum broadcast is a
+    /// pipeline of 16 segments through 3 ranks.
+    func testSelftestWithThePipelinedBroadcastOfSeveralHosts() throws {
+        try checkSelftest(np: 3, environment: ["OMPI_MCA_coll_tuned_use_dynamic_rules": "1",
+                                               "OMPI_MCA_coll_tuned_bcast_algorithm": "3",
+                                               "OMPI_MCA_coll_tuned_bcast_algorithm_segmentsize": "65536"])
+    }
     func testSelftestWithoutMPIRunIsASingleton() throws { try checkSelftest(np: 1, viaMPIRun: false) }
 
     func testInfoListsEveryRankWithItsRole() throws {
