@@ -70,9 +70,10 @@ public struct MemoryPrediction: Equatable, Sendable {
     ///   - runtime: bytes the process holds before the model (measured by the caller).
     public static func predict(model c: ModelConfig, parameters P: Int, config t: TrainConfig, role: Role,
                                learners L: Int, workers W: Int, loraRank: Int? = nil, shardOptimizer: Bool = false,
-                               runtime: Double = 0, maxTokensPerBatch: Int = 4096, logitChunkRows: Int = 256,
+                               runtime: Double = 0, logitChunkRows: Int = 256,
                                maxBatchStreams: Int = StridedSampler.maxBatchStreams) -> MemoryPrediction {
         let f4 = 4.0
+        let maxTokensPerBatch = t.microBatchTokens
         let d = c.dim, V = c.vocabSize
         let A = loraRank.map { loraParameters(c, rank: $0) } ?? 0
         let lora = loraRank != nil

@@ -48,6 +48,7 @@ public enum PlanMeasure {
         let learner = PolicyLearner(model: context.policy, geometry: context.geometry,
                                     temperature: Float(c.temperature), ceCoef: Float(c.ceCoef))
         learner.sharedPrefix = c.sharedPrefix
+        learner.maxTokensPerBatch = c.microBatchTokens
         let (_, backward) = seconds { learner.accumulate(out.experiences, totalSequences: c.samplesPerChunk) }
         // The optimizer on a scratch slice: a copy of the first m trained values and their gradient.
         let m = min(context.trainable.count, 1 << 22)

@@ -137,6 +137,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// computed once (issue 15); false = one full strided sequence per sample (the old path,
     /// for comparison). Results are equal up to Float32 summation order.
     public var sharedPrefix: Bool = true
+    /// Tokens per learner forward/backward (`micro-batch-tokens`): sequences are stacked up to
+    /// this many; with shared prefixes a micro-batch is one chunk plus as many of its samples'
+    /// continuations as fit in this many tokens (so at most P + this many rows), or several such
+    /// groups stacked up to this many. Activation memory grows with it (`bench memory`).
+    public var microBatchTokens: Int = 4096
     /// Shard Adam's moments and the update over the learners (ZeRO stage 1; `shard-optimizer`).
     public var shardOptimizer: Bool = false
     /// The planner's calibration for `learners: auto` (`ebft-dist bench step --calibration-out`);
@@ -273,6 +278,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(loraRank >= 0, "lora-rank", "must be ≥ 0 (0 = full fine-tuning)")
         try need(loraDropout == 0, "lora-dropout", "only 0 is supported (LoRA dropout is not implemented)")
         try need(loraInit == nil || loraRank > 0, "lora-init", "needs lora-rank > 0")
+        try need(microBatchTokens >= 1, "micro-batch-tokens", "must be at least 1")
         try need(!(shardOptimizer && loraRank > 0), "shard-optimizer",
                  "shards full fine-tuning's optimizer state; with lora-rank > 0 only the adapters are trained (their state is small): drop one of the two")
         if loraRank > 0 {
@@ -422,7 +428,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     static let integerFields: Set<String> = [
         "chunk-length", "context-length", "generate-length", "stride", "samples-per-chunk", "chunks-per-step",
         "steps", "episodes", "seed", "max-bad-steps", "spike-window", "eval-every", "eval-chunks", "eval-seeds",
-        "save-every", "learners", "lora-rank",
+        "save-every", "learners", "lora-rank", "micro-batch-tokens",
         "eval-down-every", "eval-down-limit", "eval-down-samples", "eval-down-max-new-tokens",
         "rlvr-questions", "rlvr-max-new-tokens",
     ]
@@ -455,7 +461,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case evalDownTemperature = "eval-down-temperature", evalDownTopP = "eval-down-top-p"
         case runDir = "run-dir", learners, colocate, async, stallTimeout = "stall-timeout"
         case rlvrQuestions = "rlvr-questions", rlvrMaxNewTokens = "rlvr-max-new-tokens"
-        case sharedPrefix = "shared-prefix"
+        case sharedPrefix = "shared-prefix", microBatchTokens = "micro-batch-tokens"
         case shardOptimizer = "shard-optimizer"
         case planCalibration = "plan-calibration"
     }

@@ -107,6 +107,7 @@ public final class Trainer {
             let l = PolicyLearner(model: context.policy, geometry: context.geometry,
                                   temperature: Float(c.temperature), ceCoef: Float(c.ceCoef))
             l.sharedPrefix = c.sharedPrefix
+            l.maxTokensPerBatch = c.microBatchTokens
             learner = l
         } else {
             optimizer = nil

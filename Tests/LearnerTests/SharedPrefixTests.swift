@@ -91,9 +91,8 @@ final class SharedPrefixTests: XCTestCase {
     func testSharedLayoutSeesWhatEachSampleSees() throws {
         for (P, c, G, s) in Self.geometries {
             let g = try StridedGeometry(P: P, c: c, G: G, s: s)
-            XCTAssertEqual(g.sharedLayout(samples: 1), g.layout(tDone: G))
             let per = g.layout(tDone: G), GK = G * g.K
-            for m in [2, 3] {
+            for m in [1, 2, 3] {
                 let l = g.sharedLayout(samples: m)
                 XCTAssertEqual(l.count, P + m * GK)
                 XCTAssertEqual(g.sharedLength(samples: m), l.count)
@@ -101,19 +100,24 @@ final class SharedPrefixTests: XCTestCase {
                     XCTAssertEqual(l.visibleKeys(of: q), per.visibleKeys(of: q))
                     XCTAssertEqual(l.positions[q], per.positions[q])
                 }
+                // Back to a sample's own strided sequence: shared row P + i·GK + k·G + t is P + t·K + k.
+                func own(_ q: Int) -> Int { q < P ? q : P + ((q - P) % GK % G) * g.K + (q - P) % GK / G }
+                var seen = Set<Int>()
                 for i in 0..<m {
-                    for x in 0..<GK {
-                        let q = P + i * GK + x
-                        // Back to the sample's own sequence: a generated key P + i·GK + y is P + y.
-                        let mapped = l.visibleKeys(of: q).map { $0 < P ? $0 : $0 - i * GK }
-                        XCTAssertEqual(mapped, per.visibleKeys(of: P + x), "sample \(i) row \(x)")
-                        XCTAssertTrue(l.visibleKeys(of: q).allSatisfy { $0 < P || ($0 - P) / GK == i })
-                        XCTAssertEqual(l.positions[q], per.positions[P + x])
+                    for t in 0..<G {
+                        for k in 0..<g.K {
+                            let q = g.sharedIndex(sample: i, t: t, k: k), x = g.index(t: t, k: k)
+                            XCTAssertTrue(q >= P + i * GK && q < P + (i + 1) * GK && seen.insert(q).inserted)
+                            XCTAssertEqual(own(q), x)
+                            XCTAssertEqual(l.visibleKeys(of: q).map(own), per.visibleKeys(of: x), "sample \(i) token (\(t), \(k))")
+                            XCTAssertTrue(l.visibleKeys(of: q).allSatisfy { $0 < P || ($0 - P) / GK == i })
+                            XCTAssertEqual(l.positions[q], per.positions[x])
+                        }
                     }
                     for t in 0..<G {
                         for k in 0..<g.K {
                             let row = g.sharedPredictionRow(sample: i, t: t, k: k), ref = g.predictionRow(t: t, k: k)
-                            XCTAssertEqual(row < P ? row : row - i * GK, ref)
+                            XCTAssertEqual(own(row), ref)
                         }
                     }
                 }
@@ -124,8 +128,10 @@ final class SharedPrefixTests: XCTestCase {
     func testGroupSizesAndChunkGroups() throws {
         let g = try StridedGeometry(P: 10, c: 2, G: 2, s: 2)   // GK = 8
         XCTAssertEqual(g.sharedGroupSizes(samples: 4, maxTokens: 1000), [4])
-        XCTAssertEqual(g.sharedGroupSizes(samples: 4, maxTokens: 10 + 3 * 8), [2, 2])   // 3 fit → 2 groups, even
-        XCTAssertEqual(g.sharedGroupSizes(samples: 5, maxTokens: 10 + 2 * 8), [2, 2, 1])
+        // The limit counts continuations (G·K = 8 each); the chunk (P = 10) comes on top.
+        XCTAssertEqual(g.sharedGroupSizes(samples: 4, maxTokens: 4 * 8), [4])
+        XCTAssertEqual(g.sharedGroupSizes(samples: 4, maxTokens: 4 * 8 - 1), [2, 2])    // 3 fit → 2 groups, even
+        XCTAssertEqual(g.sharedGroupSizes(samples: 5, maxTokens: 2 * 8 + 7), [2, 2, 1])
         XCTAssertEqual(g.sharedGroupSizes(samples: 3, maxTokens: 5), [1, 1, 1])          // not even one fits
         XCTAssertEqual(g.sharedGroupSizes(samples: 0, maxTokens: 100), [])
         var es = experiences(g, chunks: 2, n: 3, seed: 1)     // order c0 c1 c0 c1 c0 c1
@@ -145,7 +151,7 @@ final class SharedPrefixTests: XCTestCase {
                 let invT: Float = 1 / 0.7
                 var shared = es[0].chunk, preds: [Prediction] = []
                 for (i, e) in es.enumerated() {
-                    shared += e.generated
+                    shared += g.sharedContinuation(e.generated)
                     for t in 0..<G { for k in 0..<g.K {
                         preds.append(Prediction(row: g.sharedPredictionRow(sample: i, t: t, k: k),
                                                 target: e.generated[t * g.K + k], invTemperature: invT))
@@ -245,7 +251,8 @@ final class SharedPrefixTests: XCTestCase {
     /// Micro-batches that split a chunk's samples (prefix recomputed per group) and stack groups.
     func testLearnerMicroBatchesEqualPerSample() throws {
         let g = try StridedGeometry(P: 16, c: 4, G: 4, s: 4)    // GK = 12
-        for (n, maxTokens) in [(4, 16 + 3 * 12), (3, 16 + 12), (4, 5), (3, 2 * (16 + 3 * 12))] {
+        // [2, 2]; [1, 1, 1]; [1, 1, 1, 1]; [3] with two chunks' groups (2 · 52 tokens) stacked.
+        for (n, maxTokens) in [(4, 3 * 12), (3, 12), (4, 5), (3, 2 * (16 + 3 * 12))] {
             checkLearner(g, chunks: 3, n: n, ceCoef: 0.5, maxTokens: maxTokens)
         }
     }
