@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Issue 16, item 1: EBFT ablations on the paper's axes, three seeds per cell, sized for a
+# 2-core machine (SmolLM2-135M-Instruct, stdlib code, preset `small` geometry P = 128,
+# c = G = 8, n = 4, CHUNKS chunks per step, STEPS steps, held-out evaluation every EVAL_EVERY
+# steps on EVAL_CHUNKS chunks × EVAL_SEEDS sampling seeds).
+#
+#   scripts/ablations.sh lr        # 1. learning rates LRS on the base cell, seed 1
+#   scripts/ablations.sh cells     # 2. every cell × SEEDS at LR (default: best of step 1)
+#   scripts/ablations.sh report    # 3. one `ebft-dist report` per axis into REPORT_DIR
+#   scripts/ablations.sh all       # 1 + 2 + 3
+#
+# Cells (one change from the base each; the base is the trainer's default: γ = ce-coef 0.03,
+# whitening on, last-token pooling, diversity β = 0.5, stride s = 8 → K = 15 blocks):
+#   gamma: ce-coef 0, 0.03 (base), 0.1        whitening: on (base), off
+#   pooling: last-token (base), mean          diversity: β 0, 0.5 (base), 1
+#   blocks: stride 4 (K = 29), 8 (base, K = 15), 16 (K = 8) — blocks per sequence per step
+# Runs go to OUT/<cell>-s<seed>/ (OUT/lr-<lr>/ for step 1); a run whose directory holds DONE
+# is skipped, so an interrupted sweep continues where it stopped (an unfinished run restarts).
+# The learning rate of step 2 is LR if set, else the one of step 1 with the lowest held-out
+# feature-matching loss at the last evaluation: the highest `eval_feature_matching_raw_pass1`
+# (= ‖φ_gt‖² − L_CFM on raw features, mean over EVAL_SEEDS sampling seeds; ‖φ_gt‖² is the same
+# for every run, so it orders the runs as −L_CFM does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="${BIN:-.build/release/ebft-dist}"
+OUT="${OUT:-runs/ablations}"
+REPORT_DIR="${REPORT_DIR:-docs/results/ablations}"
+LRS="${LRS:-3e-6 1e-5 3e-5}"
+SEEDS="${SEEDS:-1 2 3}"
+STEPS="${STEPS:-10}"
+CHUNKS="${CHUNKS:-4}"
+EVAL_EVERY="${EVAL_EVERY:-5}"
+EVAL_CHUNKS="${EVAL_CHUNKS:-8}"
+EVAL_SEEDS="${EVAL_SEEDS:-2}"
+NP="${NP:-1}"
+[ -x "$BIN" ] || { echo "ablations: $BIN not found (swift build -c release)" >&2; exit 1; }
+mkdir -p "$OUT"
+
+common=(--preset small --quiet --steps "$STEPS" --stall-timeout 7200
+        --set chunks-per-step="$CHUNKS" --set eval-every="$EVAL_EVERY" --set eval-chunks="$EVAL_CHUNKS"
+        --set eval-seeds="$EVAL_SEEDS" --set eval-down-every=0 --set eval-down-start=false --set save-every=0)
+
+# cell name → its --set overrides (empty: the base)
+cells=(base "" gamma0 "ce-coef=0" gamma0.1 "ce-coef=0.1" whitening-off "whitening=false"
+       pooling-mean "pooling=mean" diversity0 "diversity-coef=0" diversity1 "diversity-coef=1"
+       stride4 "stride=4" stride16 "stride=16")
+
+run() {  # run DIR ARGS...
+  local dir="$1"; shift
+  if [ -f "$dir/DONE" ]; then echo "== $dir: done already"; return; fi
+  rm -rf "$dir"; mkdir -p "$dir"
+  echo "== $dir: $(date -u +%FT%TZ)"
+  local t0=$SECONDS
+  scripts/launch.sh "$NP" "$BIN" train "${common[@]}" "$@" --run-dir "$dir" > "$dir/log.txt" 2>&1 \
+    || { echo "ablations: $dir failed, see $dir/log.txt" >&2; return 1; }
+  echo "$(( SECONDS - t0 )) s" > "$dir/DONE"
+  # The final checkpoint (≈ 0.5 GB each) is not needed for the tables; KEEP_CHECKPOINTS=1 keeps it.
+  [ "${KEEP_CHECKPOINTS:-0}" = 1 ] || rm -rf "$dir/checkpoints"
+  echo "   $(( SECONDS - t0 )) s"
+}
+
+# ‖φ_gt‖² − L_CFM (raw features) at a run's last evaluation (higher is better).
+final_fm() {
+  python3 - "$1/metrics.jsonl" <<'EOF'
+import json, sys
+last = None
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("kind") == "eval" and "eval_feature_matching_raw_pass1" in r:
+        last = r["eval_feature_matching_raw_pass1"]
+print("nan" if last is None else last)
+EOF
+}
+
+best_lr() {
+  local best="" bestv=""
+  for lr in $LRS; do
+    local d="$OUT/lr-$lr"
+    [ -f "$d/DONE" ] || { echo "ablations: $d is not finished; run 'scripts/ablations.sh lr' first or set LR" >&2; exit 1; }
+    local v; v=$(final_fm "$d")
+    echo "   lr $lr: final held-out eval_feature_matching_raw_pass1 $v" >&2
+    if [ -z "$bestv" ] || python3 -c "import sys; sys.exit(0 if float('$v') > float('$bestv') else 1)"; then
+      best=$lr; bestv=$v
+    fi
+  done
+  echo "$best"
+}
+
+step_lr() { for lr in $LRS; do run "$OUT/lr-$lr" --set learning-rate="$lr" --set seed=1; done; }
+
+step_cells() {
+  local lr="${LR:-$(best_lr)}"
+  echo "== cells at learning rate $lr"
+  echo "$lr" > "$OUT/learning-rate"
+  for seed in $SEEDS; do
+    for ((i = 0; i < ${#cells[@]}; i += 2)); do
+      local name="${cells[i]}" sets=()
+      [ -n "${cells[i+1]}" ] && sets=(--set "${cells[i+1]}")
+      run "$OUT/$name-s$seed" --set learning-rate="$lr" --set seed="$seed" "${sets[@]}"
+    done
+  done
+}
+
+step_report() {
+  mkdir -p "$REPORT_DIR/runs"
+  for d in "$OUT"/*-s*/ "$OUT"/lr-*/; do
+    [ -f "$d/DONE" ] || continue
+    local n; n=$(basename "$d")
+    mkdir -p "$REPORT_DIR/runs/$n"
+    cp "$d/config.yaml" "$d/metrics.jsonl" "$d/DONE" "$REPORT_DIR/runs/$n/"
+  done
+  axis() {  # axis NAME CELL...
+    local name="$1"; shift
+    local dirs=() labels=()
+    for c in "$@"; do
+      for seed in $SEEDS; do
+        local d="$REPORT_DIR/runs/$c-s$seed"
+        [ -d "$d" ] || continue
+        dirs+=("$d"); labels+=(--label "$d=$c")
+      done
+    done
+    [ ${#dirs[@]} -gt 0 ] || { echo "== $name: no finished runs"; return; }
+    "$BIN" report "${dirs[@]}" "${labels[@]}" --out "$REPORT_DIR/$name" --table-name README.md
+  }
+  axis gamma gamma0 base gamma0.1
+  axis whitening base whitening-off
+  axis pooling base pooling-mean
+  axis diversity diversity0 base diversity1
+  axis blocks stride4 base stride16
+  local lrdirs=() lrlabels=()
+  for lr in $LRS; do
+    local d="$REPORT_DIR/runs/lr-$lr"
+    [ -d "$d" ] && { lrdirs+=("$d"); lrlabels+=(--label "$d=lr $lr"); }
+  done
+  [ ${#lrdirs[@]} -gt 0 ] && "$BIN" report "${lrdirs[@]}" "${lrlabels[@]}" --out "$REPORT_DIR/learning-rate" --table-name README.md
+  return 0
+}
+
+case "${1:-all}" in
+  lr) step_lr ;;
+  cells) step_cells ;;
+  report) step_report ;;
+  all) step_lr; step_cells; step_report ;;
+  *) echo "usage: scripts/ablations.sh [lr|cells|report|all]" >&2; exit 2 ;;
+esac
