@@ -82,7 +82,7 @@ extension PolicyLearner {
                 }
                 for (i, j) in piece.enumerated() {
                     let e = experiences[j]
-                    tokens += g.sharedContinuation(e.generated)
+                    tokens += e.generated
                     for t in 0 ..< G {
                         for k in 0 ..< K {
                             preds.append(Prediction(row: base + g.sharedPredictionRow(sample: i, t: t, k: k),

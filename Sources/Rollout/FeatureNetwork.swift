@@ -63,7 +63,7 @@ extension FeatureNetwork {
         tokens.reserveCapacity(g.sharedLength(samples: n))
         for i in 0..<n {
             precondition(rollouts.tokens[i].count == G * K, "rollout \(i) has \(rollouts.tokens[i].count) tokens")
-            tokens += g.sharedContinuation(rollouts.tokens[i])
+            tokens += rollouts.tokens[i]
         }
         let hidden = model.hiddenStates(tokens: tokens, layout: g.sharedLayout(samples: n), layers: layers)
         var groundTruth = [Float](repeating: 0, count: K * D)

@@ -1,43 +1,24 @@
 import Model
 
 /// The shared-prefix sequence of one chunk and `m` of its samples (issue 15): the chunk once,
-/// then each sample's generated tokens, block by block (`sharedContinuation`),
+/// then each sample's generated tokens (step-major, as in its own strided sequence),
 ///
 ///     chunk x[0 ..< P]  ++  gen₀[0 ..< G·K]  ++  gen₁  ++ … ++  gen_{m−1}       (length P + m·G·K)
 ///
-/// Generated token (t, k) of sample i sits at `P + i·G·K + k·G + t`, sees the chunk prefix
+/// Generated token (t, k) of sample i sits at `P + i·G·K + t·K + k`, sees the chunk prefix
 /// `[0, a_k)`, the earlier tokens of its own block of the same sample and itself, at rotary
 /// position `a_k + t` — exactly what it sees in the sample's own strided sequence (spec §4.3),
 /// so every row's activations equal those of the per-sample layout and the chunk rows (which
 /// see only the chunk) are computed once instead of m times. In the backward the chunk's
 /// key/value gradients collect the contributions of all m continuations inside the attention
-/// backward before the prefix is backpropagated through, once.
-///
-/// Block-major (anchor-major) rather than the strided sequence's step-major order: a block's G
-/// tokens share one prefix end, so consecutive queries see nearly the same keys and
-/// `Attention`'s query blocks stay long (64 queries span 64/G anchors, a ramp of (64/G − 1)·s
-/// keys, instead of 64 anchors and 63·s keys) — fewer, larger matrix products and less masked
-/// work (issue 15, the code preset). Only the order of rows differs; what each row sees is the
-/// same.
+/// backward before the prefix is backpropagated through, once. With m = 1 this is
+/// `layout(tDone: G)`.
 extension StridedGeometry {
     /// `P + m·G·K`.
     public func sharedLength(samples m: Int) -> Int { P + m * G * K }
 
-    /// Index of generated token (t, k) of sample `i` in the shared sequence: `P + i·G·K + k·G + t`.
-    @inlinable public func sharedIndex(sample i: Int, t: Int, k: Int) -> Int {
-        precondition(t >= 0 && t < G && k >= 0 && k < K, "token (t=\(t), k=\(k)) out of range G=\(G), K=\(K)")
-        return P + i * G * K + k * G + t
-    }
-
-    /// One sample's generated values in its strided order (`t·K + k`, as sampled and stored in
-    /// an `Experience`) rearranged into the shared sequence's order (`k·G + t`).
-    public func sharedContinuation<T>(_ generated: [T]) -> [T] {
-        precondition(generated.count == G * K, "\(generated.count) generated values, expected G·K = \(G * K)")
-        var out = [T]()
-        out.reserveCapacity(G * K)
-        for k in 0 ..< K { for t in 0 ..< G { out.append(generated[t * K + k]) } }
-        return out
-    }
+    /// Index of generated token (t, k) of sample `i` in the shared sequence: `P + i·G·K + t·K + k`.
+    @inlinable public func sharedIndex(sample i: Int, t: Int, k: Int) -> Int { index(t: t, k: k) + i * G * K }
 
     /// The row whose logits predict generated token (t, k) of sample `i` (spec §4.5): the chunk
     /// row `a_k − 1` for `t = 0` (shared by all samples), the block's previous token of the same
@@ -55,8 +36,8 @@ extension StridedGeometry {
         var extras = [Int]()
         extras.reserveCapacity(G)
         for i in 0 ..< m {
-            for k in 0 ..< K {
-                for t in 0 ..< G {
+            for t in 0 ..< G {
+                for k in 0 ..< K {
                     extras.removeAll(keepingCapacity: true)
                     for tp in 0 ... t { extras.append(sharedIndex(sample: i, t: tp, k: k)) }
                     l.append(position: anchor(k) + t, prefixEnd: anchor(k), extras: extras)
