@@ -30,6 +30,23 @@ final class MemoryPredictionTests: XCTestCase {
         XCTAssertEqual(bytes(w, "activations"), Double(8 * 96 * 4 + 20 * 120 * 4))
     }
 
+    /// `micro-batch-tokens` bounds the continuations of a micro-batch (G·K = 6 per sample here);
+    /// the chunk (P = 8) comes on top.
+    func testMicroBatchTokens() {
+        var t = geometry(sharedPrefix: true)
+        func learnerActs(_ limit: Int) -> Double {
+            t.microBatchTokens = limit
+            return bytes(MemoryPrediction.predict(model: model, parameters: 500, config: t, role: .learner,
+                                                  learners: 1, workers: 1), "activations")
+        }
+        // 12: both samples fit (8 + 12 = 20 rows per chunk) but not two chunks (40 > 12): 20 rows.
+        XCTAssertEqual(learnerActs(12), Double(20 * 189 * 4))
+        // 11: one sample per group (8 + 6 = 14 rows), one group per micro-batch.
+        XCTAssertEqual(learnerActs(11), Double(14 * 189 * 4))
+        // 40: the two chunks' 20-row groups stack.
+        XCTAssertEqual(learnerActs(40), Double(40 * 189 * 4))
+    }
+
     func bytes(_ p: MemoryPrediction, _ name: String) -> Double {
         p.lines.first { $0.category == name }!.bytes
     }
