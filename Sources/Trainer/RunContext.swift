@@ -28,7 +28,11 @@ public final class RunContext {
     public let train: ChunkTable
     public let validation: [Chunk]
     public let chunkSampler: ChunkSampler
-    public let totalSteps: Int
+    /// The run's steps: `steps`, or `episodes` over the corpus; with `flop-budget`, EBFT and SFT
+    /// stop at the step that reaches the budget. RLVR's cost depends on its completions: the
+    /// trainer sets this to the steps its budget at least pays for (the learning-rate warmup's
+    /// basis) and stops when the counted FLOPs reach the budget.
+    public internal(set) var totalSteps: Int
 
     /// - Parameter loadCritic: false on ranks that never sample (pure learners).
     /// - Parameter progress: signs of life while the data is tokenised (for a stall watchdog).
@@ -124,6 +128,27 @@ public final class RunContext {
             log("eval-data \(e): \(set.count) \(set.kind) records")
         }
         totalSteps = config.steps > 0 ? config.steps : chunkSampler.totalSteps(epochs: config.episodes)
+        if config.flopBudget > 0, let f = stepFLOPs(chunks: config.chunksPerStep) {
+            let affordable = max(1, Int((config.flopBudget / f).rounded(.up)))
+            if affordable < totalSteps { totalSteps = affordable }
+            log(String(format: "flop-budget %.3g: %d steps of %.4g model FLOPs", config.flopBudget, totalSteps, f))
+        }
+    }
+
+    /// Model FLOPs of a training step on `chunks` chunks, as `StepCost` counts them, for the
+    /// methods whose steps cost the same every time: EBFT (sampling + features + forward and
+    /// backward; the feature network counted at the policy's shape) and SFT (forward and backward
+    /// of the chunks). Nil for RLVR, whose step depends on its completions
+    /// (`StepCost.rlvr`). LoRA is counted as full fine-tuning (backward = 2 × forward).
+    public func stepFLOPs(chunks: Int) -> Double? {
+        let m = policy.config
+        switch config.method {
+        case "sft": return StepCost.sft(model: m, chunkLength: config.chunkLength, chunks: chunks)
+        case "rlvr": return nil
+        default:
+            return StepCost(model: m, geometry: geometry, samples: config.samplesPerChunk, chunks: chunks,
+                            criticLayers: Features.featureLayers(L: m.layers).max()!).totalFLOPs
+        }
     }
 
     /// Packed training and validation chunks of the configured task (spec §3), all of them in

@@ -95,6 +95,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var steps: Int = 0
     public var episodes: Int = 2
     public var seed: UInt64 = 43
+    /// Model FLOPs the training may spend (0: no budget). The run stops after the first step at
+    /// which the counted FLOPs (`flops_total`: sampling, features and forward + backward, as
+    /// `StepCost` counts them for the run's method; evaluations are not counted) reach it, or at
+    /// `steps`, whichever comes first. EBFT and SFT steps cost the same every step, so their
+    /// number of steps is known up front; RLVR's depend on its completions' lengths.
+    public var flopBudget: Double = 0
 
     // MARK: divergence (issue 10; `DivergenceDetector`)
     /// Stop after this many bad steps in a row (a CE above 2·ln V, a CE spike, or a gradient
@@ -258,6 +264,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(spikeWindow >= 2, "spike-window", "must be at least 2 (a standard deviation needs two steps)")
         try need(spikeZ > 0 && spikeZ.isFinite, "spike-z", "must be a finite number > 0")
         try need(steps >= 0, "steps", "must be ≥ 0 (0 = derive from episodes)")
+        try need(flopBudget >= 0, "flop-budget", "must be ≥ 0 (0 = no budget)")
         try need(steps > 0 || episodes >= 1, "episodes", "must be at least 1 when steps is 0")
         try need(evalEvery >= 0, "eval-every", "must be ≥ 0 (0 = never)")
         try need(evalChunks >= 1, "eval-chunks", "must be at least 1")
@@ -453,7 +460,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case maxGradNorm = "max-grad-norm"
         case loraRank = "lora-rank", loraAlpha = "lora-alpha", loraTargets = "lora-targets", loraDropout = "lora-dropout"
         case loraInit = "lora-init"
-        case steps, episodes, seed
+        case steps, episodes, seed, flopBudget = "flop-budget"
         case maxBadSteps = "max-bad-steps", spikeWindow = "spike-window", spikeZ = "spike-z"
         case evalEvery = "eval-every", evalChunks = "eval-chunks", evalSeeds = "eval-seeds", saveEvery = "save-every"
         case evalDownEvery = "eval-down-every", evalDownStart = "eval-down-start", evalDownLimit = "eval-down-limit"

@@ -44,6 +44,11 @@ public final class Trainer {
     var noiseEstimate: GradientNoise.Estimate?
     /// Bytes of the last weight broadcast (sum over the receiving workers; 0 when colocated).
     var lastSyncBytes = 0.0
+    /// Model FLOPs of the training steps so far (`flops_total`; the same on every rank).
+    public private(set) var flopsTotal = 0.0
+    /// The last step the loop may run: `context.totalSteps`, or unbounded for RLVR with a
+    /// `flop-budget` and no `steps` (the budget ends it).
+    let endStep: Int
 
     public static let phases = ["broadcast", "sample", "features", "reward", "transfer", "backward", "allreduce",
                                 "optimizer", "eval"]
@@ -74,8 +79,8 @@ public final class Trainer {
         rank = comm.rank
         divergence = DivergenceDetector(maxBadSteps: c.maxBadSteps, window: c.spikeWindow, spikeZ: c.spikeZ,
                                         vocabularySize: context.policy.config.vocabSize)
-        if c.method == "rlvr" && c.steps == 0 {
-            throw ConfigError.invalid(field: "steps", reason: "method rlvr needs an explicit number of steps")
+        if c.method == "rlvr" && c.steps == 0 && c.flopBudget == 0 {
+            throw ConfigError.invalid(field: "steps", reason: "method rlvr needs an explicit number of steps (or a flop-budget)")
         }
         roles = try RoleAssignment(worldSize: comm.size, learners: c.runsColocated ? nil : c.learners,
                                    colocate: c.runsColocated)
@@ -94,9 +99,21 @@ public final class Trainer {
             rlvr = task
             rlvrSampler = try ChunkSampler(chunkCount: task.count, batchSize: min(c.rlvrQuestions, task.count), seed: c.seed)
             if rank == 0 { log("rlvr: \(task.count) training questions with a verifier, \(c.rlvrQuestions) per step") }
+            if c.flopBudget > 0 {
+                let steps = Self.rlvrBudgetSteps(config: c, model: context.policy.config, task: task)
+                context.totalSteps = c.steps > 0 ? min(c.steps, steps.atLeast) : steps.atLeast
+                endStep = c.steps > 0 ? c.steps : .max
+                if rank == 0 {
+                    log(String(format: "flop-budget %.3g: at least %d RLVR steps (at most %.4g model FLOPs each); warm-up "
+                               + "counted on those", c.flopBudget, steps.atLeast, steps.most))
+                }
+            } else {
+                endStep = context.totalSteps
+            }
         } else {
             rlvr = nil
             rlvrSampler = nil
+            endStep = context.totalSteps
         }
         if role.isLearner {
             if c.shardOptimizer, let lc = groups.learners, lc.size > 1 {
@@ -156,8 +173,8 @@ public final class Trainer {
         }
         var times = PhaseTimes(), bytes = 0.0
         try syncWeights(step: stepsDone, times: &times, bytes: &bytes)
-        let end = min(context.totalSteps, stopAfter ?? .max)
-        while stepsDone < end {
+        let end = min(endStep, stopAfter ?? .max)
+        while stepsDone < end && !budgetSpent {
             let t = stepsDone
             if c.evalEvery > 0 && t % c.evalEvery == 0 { try evaluate(step: t) }
             if downstreamDue(step: t) { try evaluateDownstream(step: t) }
@@ -170,10 +187,12 @@ public final class Trainer {
                                     "BAD STEP: \($0) (\(Int(r["bad_steps"] ?? 0)) in a row)" })
             }
             if let stop { throw TrainerError.diverged(stop) }
-            if (c.saveEvery > 0 && stepsDone % c.saveEvery == 0) || stepsDone == end { try save() }
+            if (c.saveEvery > 0 && stepsDone % c.saveEvery == 0) || stepsDone == end || budgetSpent { try save() }
         }
-        if c.evalEvery > 0 && stepsDone == context.totalSteps { try evaluate(step: stepsDone) }
-        if c.evalDownEvery > 0 && stepsDone == context.totalSteps && (stepsDone > 0 || c.evalDownStart) {
+        // The end of training: all its steps, or the budget spent (not an early `--stop-after`).
+        let finished = stepsDone == endStep || budgetSpent
+        if c.evalEvery > 0 && finished { try evaluate(step: stepsDone) }
+        if c.evalDownEvery > 0 && finished && (stepsDone > 0 || c.evalDownStart) {
             try evaluateDownstream(step: stepsDone)
         }
         try reportPeakMemory()
@@ -265,36 +284,13 @@ public final class Trainer {
             optimizer = opt
         }
         stepsDone = steps
-        if rank == 0 { try carryMetrics(from: source, after: steps) }
-        watchdog?.leave()
-    }
-
-    /// Writes this run's metrics.jsonl as the records of `source`'s (this run's own when
-    /// `source` is nil or the same directory) up to `step`: train records ≤ step, evaluations
-    /// < step. Nothing in `source` is modified when it is another directory.
-    func carryMetrics(from source: String?, after step: Int) throws {
-        let runDir = context.config.runDir
-        let path = runDir + "/metrics.jsonl"
-        var from = path
-        if let s = source, !Self.sameDirectory(s, runDir) { from = s + "/metrics.jsonl" }
-        let text = (try? String(contentsOfFile: from, encoding: .utf8)) ?? ""
-        if text.isEmpty && from == path { return }
-        let kept = text.split(separator: "\n").filter { line in
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let s = obj["step"] as? Int else { return false }
-            return (obj["kind"] as? String) == "train" ? s <= step : s < step
+        var flops = 0.0
+        if rank == 0 {
+            try carryMetrics(from: source, after: steps)
+            flops = carriedFLOPs(after: steps)
         }
-        try (kept.map { $0 + "\n" }.joined()).write(toFile: path, atomically: true, encoding: .utf8)
-        if from != path { log("metrics.jsonl: \(kept.count) records up to step \(step) from \(from)") }
-    }
-
-    /// Whether two paths name the same directory (same device and inode).
-    static func sameDirectory(_ a: String, _ b: String) -> Bool {
-        let fm = FileManager.default
-        guard let x = try? fm.attributesOfItem(atPath: a), let y = try? fm.attributesOfItem(atPath: b),
-              let dx = x[.systemNumber] as? NSNumber, let ix = x[.systemFileNumber] as? NSNumber,
-              let dy = y[.systemNumber] as? NSNumber, let iy = y[.systemFileNumber] as? NSNumber else { return false }
-        return dx == dy && ix == iy
+        flopsTotal = try comm.broadcast(flops, root: 0)
+        watchdog?.leave()
     }
 
     // MARK: the step
@@ -424,8 +420,11 @@ public final class Trainer {
         let adv = rlvr != nil ? rl.advantages.map(Double.init) : mine.flatMap(\.advantages).map(Double.init)
         var sums = stats.packed + ls.packed
             + [Double(generated), bytesSent, bytesReceived, adv.map(abs).reduce(0, +), Double(adv.count)]
-            + [rl.rewardSum, Double(rl.rewards.count), rl.bestSum, Double(rl.questions), rl.stopped]
+            + [rl.rewardSum, Double(rl.rewards.count), rl.bestSum, Double(rl.questions), rl.stopped, rlvrFLOPs(rl)]
         try comm.allReduce(&sums, op: .sum)
+        // Every rank counts the step's FLOPs alike (RLVR's from the ranks' rollouts, summed).
+        let stepFLOPs = context.stepFLOPs(chunks: chunks.count) ?? sums[sums.count - 1]
+        flopsTotal += stepFLOPs
         let rss = PeakMemory.residentMiB()
         var maxes: [Double] = [ls.maxLogProbDrift, adv.max() ?? -.infinity, -(adv.min() ?? .infinity), rss.isNaN ? 0 : rss]
         try comm.allReduce(&maxes, op: .max)
@@ -488,6 +487,8 @@ public final class Trainer {
                 if worst > 0 { r["time_\(roleName)_\(p)"] = worst }
             }
         }
+        r["flops"] = stepFLOPs
+        r["flops_total"] = flopsTotal
         r["time_step"] = Date().timeIntervalSince(start)
         return r
     }

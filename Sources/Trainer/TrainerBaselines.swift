@@ -207,11 +207,14 @@ extension Trainer {
                        r["pass1"]!, k, r["passk"]!, problems.count))
         case .translation(let pairs):
             let hyps = (0..<pairs.count).map { (rows[$0]?["hypothesis"] as? String) ?? "" }
-            let bleu = try BLEU.corpus(hypotheses: hyps, references: Downstream.references(pairs)).score
+            let refs = Downstream.references(pairs)
+            let bleu = try BLEU.corpus(hypotheses: hyps, references: refs).score
             r.set("benchmark", "de-en")
             r["pairs"] = Double(pairs.count)
             r["bleu"] = bleu
-            log(String(format: "downstream @ step %d: BLEU %.2f  (%d de→en pairs)", step, bleu, pairs.count))
+            r["chrf"] = try ChrF.corpus(hypotheses: hyps, references: refs)
+            log(String(format: "downstream @ step %d: BLEU %.2f  chrF %.2f  (%d de→en pairs)", step, bleu, r["chrf"]!,
+                       pairs.count))
         case let .reference(prompts, references, _):
             let hyps = (0..<prompts.count).map { (rows[$0]?["hypothesis"] as? String) ?? "" }
             r.set("benchmark", URL(fileURLWithPath: c.evalData ?? "eval-data").lastPathComponent)

@@ -179,6 +179,7 @@ final class TrainerEndToEndTests: XCTestCase {
             XCTAssertEqual(d["benchmark"] as? String, "de-en")
             XCTAssertEqual(d["pairs"] as? Int, 6)
             XCTAssertNotNil(d["bleu"] as? Double)
+            XCTAssertNotNil(d["chrf"] as? Double)
         }
         // --eval-only: the same step-0 evaluations, nothing trained, no checkpoint.
         let dir = runDir("rlvr-eval-only")

@@ -335,6 +335,33 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(Report.tables(runs: [run]).contains("change from first eval ± paired SE"))
     }
 
+    /// Runs that count their FLOPs (`flops_total`) and score chrF get those columns: the last
+    /// train record's count, mean ± SE over seeds, 0 for a base row; chrF beside BLEU.
+    func testFLOPAndChrFColumns() throws {
+        var dirs: [String] = []
+        for (i, seed) in [1, 2].enumerated() {
+            let train = (1...2).map { s in
+                rec(s, "train", ["ce": 1.3, "loss": 1, "grad_norm": 0.5, "time_step": 10, "flops": 1e12 + 2e11 * Double(i),
+                                 "flops_total": Double(s) * (1e12 + 2e11 * Double(i))], strings: ["method": "sft"])
+            }
+            dirs.append(try makeRun("sft-s\(seed)", task: "translation", method: "sft", steps: 2, lines:
+                [eval(0, ce: 2.0, fm: 0.7, time: 4)] + train + [eval(2, ce: 1.9, fm: 0.6, time: 4),
+                rec(2, "downstream", ["pairs": 200, "bleu": 4.0 + Double(i), "chrf": 30.0 + 2 * Double(i), "time_downstream": 6],
+                    strings: ["task": "translation", "benchmark": "de-en"])], seed: seed))
+        }
+        dirs.append(try makeRun("base", task: "translation", method: "ebft", steps: 0, lines:
+            [eval(0, ce: 2.0, fm: 0.7, time: 4), rec(0, "downstream", ["pairs": 200, "bleu": 3, "chrf": 28, "time_downstream": 6],
+                                                     strings: ["task": "translation", "benchmark": "de-en"])]))
+        let md = try Report.write(runs: try loadRuns(dirs), to: root + "/flops")
+        let rows = tableRows(md, task: "translation")
+        XCTAssertTrue(rows[0].contains("| BLEU | chrF | training model FLOPs |"), rows[0])
+        // Totals 2.0e12 and 2.4e12: mean 2.2e12, SE 0.2e12; chrF 30, 32: 31 ± 1.
+        XCTAssertTrue(rows.contains { $0.contains("| 4.50 ± 0.50 | 31.00 ± 1.00 | 2.200e+12 ± 2.000e+11 |") },
+                      rows.joined(separator: "\n"))
+        XCTAssertTrue(rows.contains { $0.contains("| 3.00 | 28.00 | 0.000e+00 |") }, rows.joined(separator: "\n"))
+        XCTAssertTrue(md.contains("training model FLOPs is the last train record's flops_total"))
+    }
+
     /// Several seeds of one configuration are one row (mean ± SE, a seeds column) and one
     /// line with a band; another learning rate stays a separate, single-seed row.
     func testSeedsOfOneConfigurationAreOneRowWithErrorBands() throws {

@@ -63,4 +63,28 @@ final class StepCostTests: XCTestCase {
         XCTAssertEqual(cost.learner, 2 * learner, accuracy: 1e-9 * learner)
         XCTAssertEqual(cost.optimizerBytes, 28 * Double(c.parameterCount))
     }
+
+    /// The baselines' counts by hand on the same model (240 FLOPs per token and layer, 16 per
+    /// visible key and layer, 80 per head row, 2 layers).
+    func testBaselinesHandCounted() throws {
+        let c = ModelConfig(dim: 4, layers: 2, heads: 2, kvHeads: 1, headDim: 2, ffnDim: 6, vocabSize: 10)
+        // SFT, P = 6: one forward is 2·(6·240 + 21·16) + 5·80 = 3952; ×3 for the backward; 2 chunks.
+        XCTAssertEqual(StepCost.sft(model: c, chunkLength: 6, chunks: 2), 2 * 3 * 3952)
+        // RLVR, question 1: a 3-token prompt, completions of 2 and 1 tokens. The prefill feeds
+        // positions 0, 1 (1 + 2 = 3 keys): 2·(2·240 + 3·16) = 1056. The 2-token completion feeds
+        // positions 2, 3 (3 + 4 = 7 keys, 2 head rows): 2·(480 + 112) + 160 = 1344; the 1-token one
+        // position 2 (3 keys): 2·(240 + 48) + 80 = 656. Question 2: a 2-token prompt, prefill
+        // position 0 (1 key): 2·(240 + 16) = 512; one 1-token completion at position 1 (2 keys):
+        // 2·(240 + 32) + 80 = 624.
+        let cost = StepCost.rlvr(model: c, questions: [(prompt: 3, completions: [2, 1]), (prompt: 2, completions: [1])])
+        XCTAssertEqual(cost.sampling, 1056 + 1344 + 656 + 512 + 624)
+        XCTAssertEqual(cost.learner, 3 * cost.sampling)
+        // The closed form of a completion's keys against a position-by-position sum, at sizes
+        // where an off-by-one would show: prompt 37, completion 50.
+        let n = 37, m = 50
+        let keys = (n - 1..<n + m - 1).reduce(0) { $0 + $1 + 1 }
+        let one = StepCost.rlvr(model: c, questions: [(prompt: n, completions: [m])]).sampling
+        let prefill = StepCost.forward(model: c, layers: 2, tokens: Double(n - 1), keys: Double((n - 1) * n / 2), headRows: 0)
+        XCTAssertEqual(one - prefill, 2 * (Double(m) * 240 + Double(keys) * 16) + Double(m) * 80)
+    }
 }

@@ -60,6 +60,11 @@ final class TrainConfigTests: XCTestCase {
         c = try TrainConfig.preset("small")
         c.topP = 0
         XCTAssertThrowsError(try c.validate()) { e in XCTAssertTrue("\(e)".contains("top-p"), "\(e)") }
+        c = try TrainConfig.preset("small")
+        try c.apply(override: "flop-budget=2.5e15")
+        XCTAssertEqual(c.flopBudget, 2.5e15)
+        try c.apply(override: "flop-budget=-1")
+        XCTAssertThrowsError(try c.validate()) { e in XCTAssertTrue("\(e)".contains("flop-budget"), "\(e)") }
         // The downstream and RLVR fields.
         for (field, value) in [("eval-down-samples", "0"), ("eval-down-every", "-1"), ("eval-down-top-p", "1.5"),
                                ("rlvr-questions", "0"), ("rlvr-max-new-tokens", "0")] {
