@@ -351,6 +351,8 @@ public enum Report {
         let showBLEU = hasBLEU || (!hasPass && task == "translation")
         let showChrF = runs.contains { r in r.downstream.contains { $0.numbers["chrf"] != nil } }
         let showFLOPs = runs.contains { r in r.train.contains { $0.numbers["flops_total"] != nil } }
+        let raw = "eval_feature_matching_raw_pass1"
+        let showRaw = runs.contains { r in r.eval.contains { $0.numbers[raw] != nil } }
         // k of pass@k: in the header when every run agrees, otherwise in each cell.
         let ks = Set(runs.compactMap { r in r.final(r.downstream, "passk")?.record["k"] }.map { Int($0) })
         let commonK = ks.count == 1 ? ks.first : nil
@@ -359,12 +361,14 @@ public enum Report {
 
         var header = ["run", "method"] + (showSeeds ? ["seeds"] : [])
         header += ["optimizer steps", "final val CE", "final feature-matching loss"]
+        if showRaw { header += ["final raw ‖φ_gt‖² − L_CFM", "its change since the first eval"] }
         if showPass { header += ["pass@1", commonK.map { "pass@\($0)" } ?? "pass@k"] }
         if showBLEU { header += ["BLEU"] }
         if showChrF { header += ["chrF"] }
         if showFLOPs { header += ["training model FLOPs"] }
         header += ["mean step time (s)", "total wall time (s)"]
         var align = ["---", "---"] + (showSeeds ? ["---:"] : []) + ["---:", "---:", "---:"]
+        if showRaw { align += ["---:", "---:"] }
         if showPass { align += ["---:", "---:"] }
         if showBLEU { align += ["---:"] }
         if showChrF { align += ["---:"] }
@@ -381,6 +385,15 @@ public enum Report {
             if showSeeds { row.append("\(g.count)") }
             row += ["\(g.map { $0.train.map(\.step).max() ?? 0 }.max() ?? 0)",
                     finalCell(\.eval, "eval_ce", 4), finalCell(\.eval, "eval_feature_matching_loss", 4)]
+            if showRaw {
+                row.append(finalCell(\.eval, raw, 4))
+                // Each run's last value minus its first: the run's own start, evaluated with the
+                // same sampling seeds, so the evaluation's sampling noise largely cancels.
+                row.append(meanSECell(g.map { m -> Double? in
+                    let v = m.eval.compactMap { $0[raw] }
+                    return v.count >= 2 ? v.last! - v.first! : nil
+                }, 4, signed: true))
+            }
             if showPass {
                 row.append(finalCell(\.downstream, "pass1", 4))
                 let pks = g.compactMap { $0.final($0.downstream, "passk") }
@@ -414,11 +427,13 @@ public enum Report {
 
     /// A table cell for one value per seed: the value for one seed; "mean ± SE" for several;
     /// "(m of n)" after it when only m of the n seeds have the value; a dash when none has.
-    static func meanSECell(_ values: [Double?], _ decimals: Int, format: ((Double) -> String)? = nil) -> String {
+    static func meanSECell(_ values: [Double?], _ decimals: Int, format: ((Double) -> String)? = nil,
+                           signed: Bool = false) -> String {
         let v = values.compactMap { $0 }
         guard !v.isEmpty else { return dash }
         let show = format ?? { fixed($0, decimals) }
-        var out = show(v.reduce(0, +) / Double(v.count))
+        let mean = v.reduce(0, +) / Double(v.count)
+        var out = (signed && mean >= 0 ? "+" : "") + show(mean)
         if v.count >= 2 { out += " ± " + show(standardError(v)) }
         if v.count < values.count { out += " (\(v.count) of \(values.count))" }
         return out

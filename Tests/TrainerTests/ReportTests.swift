@@ -362,6 +362,26 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(md.contains("training model FLOPs is the last train record's flops_total"))
     }
 
+    /// With the held-out feature matching on raw features (`eval_feature_matching_raw_pass1`),
+    /// its final value and each run's change since its first evaluation, mean ± SE over seeds.
+    func testRawFeatureMatchingColumns() throws {
+        var dirs: [String] = []
+        for (seed, start, end) in [(1, 0.50, 0.53), (2, 0.52, 0.53), (3, 0.51, 0.50)] {
+            let evals = [(0, start), (2, end)].map { step, v in
+                rec(step, "eval", ["eval_ce": 2.0, "eval_feature_matching_loss": -0.6, "eval_feature_matching_raw_pass1": v,
+                                   "time_eval": 4])
+            }
+            dirs.append(try makeRun("ebft-s\(seed)", task: "code", method: "ebft", steps: 2, lines:
+                [evals[0]] + train(1...2, method: "ebft", time: { _ in 10 }, reward: true) + [evals[1]], seed: seed))
+        }
+        let rows = tableRows(try Report.write(runs: try loadRuns(dirs), to: root + "/raw"), task: "code")
+        XCTAssertTrue(rows[0].contains("| final feature-matching loss | final raw ‖φ_gt‖² − L_CFM | its change since the first eval |"),
+                      rows[0])
+        // Finals 0.53, 0.53, 0.50: 0.52 ± 0.01. Changes +0.03, +0.01, −0.01: +0.01 ± 0.0115 (sd 0.02 / √3).
+        XCTAssertTrue(rows.contains { $0.contains("| -0.6000 ± 0.0000 | 0.5200 ± 0.0100 | +0.0100 ± 0.0115 |") },
+                      rows.joined(separator: "\n"))
+    }
+
     /// Several seeds of one configuration are one row (mean ± SE, a seeds column) and one
     /// line with a band; another learning rate stays a separate, single-seed row.
     func testSeedsOfOneConfigurationAreOneRowWithErrorBands() throws {
