@@ -159,6 +159,8 @@ public enum Report {
         case reward
         case trainCE = "train-ce"
         case valCE = "val-ce"
+        /// The held-out feature matching on raw features (‖φ_gt‖² − L_CFM, higher is better).
+        case heldOutFM = "held-out-fm"
         case pass1
         case passk
         case bleu
@@ -166,7 +168,7 @@ public enum Report {
         var kind: String {
             switch self {
             case .reward, .trainCE: return "train"
-            case .valCE: return "eval"
+            case .valCE, .heldOutFM: return "eval"
             case .pass1, .passk, .bleu: return "downstream"
             }
         }
@@ -176,6 +178,7 @@ public enum Report {
             case .reward: return "reward"
             case .trainCE: return "ce"
             case .valCE: return "eval_ce"
+            case .heldOutFM: return "eval_feature_matching_raw_pass1"
             case .pass1: return "pass1"
             case .passk: return "passk"
             case .bleu: return "bleu"
@@ -187,6 +190,7 @@ public enum Report {
             case .reward: return "training reward"
             case .trainCE: return "training cross-entropy"
             case .valCE: return "validation cross-entropy"
+            case .heldOutFM: return "held-out feature matching (raw features)"
             case .pass1: return "downstream pass@1"
             case .passk: return "downstream pass@k"
             case .bleu: return "downstream BLEU"
@@ -198,6 +202,7 @@ public enum Report {
             case .reward: return "training reward (each method's own)"
             case .trainCE: return "training CE (nats/token)"
             case .valCE: return "validation CE (nats/token)"
+            case .heldOutFM: return "‖φ_gt‖² − L_CFM (higher = better match)"
             case .pass1: return "pass@1"
             case .passk: return "pass@k"
             case .bleu: return "BLEU (0–100)"

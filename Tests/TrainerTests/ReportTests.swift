@@ -380,6 +380,13 @@ final class ReportTests: XCTestCase {
         // Finals 0.53, 0.53, 0.50: 0.52 ± 0.01. Changes +0.03, +0.01, −0.01: +0.01 ± 0.0115 (sd 0.02 / √3).
         XCTAssertTrue(rows.contains { $0.contains("| -0.6000 ± 0.0000 | 0.5200 ± 0.0100 | +0.0100 ± 0.0115 |") },
                       rows.joined(separator: "\n"))
+        // Its plot: the 3 seeds' mean at steps 0 and 2 with a band (at step 2: 0.52 ± 0.01).
+        let c = try svg(root + "/raw", "code-held-out-fm.svg")
+        XCTAssertEqual(c.series(), ["ebft (3 seeds)": 2])
+        XCTAssertTrue(c.texts.contains("bands: ± 1 standard error over seeds"))
+        let curve = Report.meanCurve(Report.groups(try loadRuns(dirs))[0], { $0.eval }, "eval_feature_matching_raw_pass1")
+        XCTAssertEqual(curve[1].y, 0.52, accuracy: 1e-12)
+        XCTAssertEqual(curve[1].se!, 0.01, accuracy: 1e-12)
     }
 
     /// Several seeds of one configuration are one row (mean ± SE, a seeds column) and one
