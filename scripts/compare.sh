@@ -24,9 +24,12 @@
 # of the best at the final evaluation of its own validation objective — EBFT: the held-out
 # feature-matching loss on raw features (`eval_feature_matching_raw_pass1`, higher is better,
 # its SE over EVAL_SEEDS sampling seeds); SFT and RLVR: validation CE (lower is better;
-# teacher-forced, no sampling, so no SE: the best). Chosen per task.
+# teacher-forced, no sampling, so no SE: the best). Chosen per task. The step-1 runs skip the
+# downstream evaluation, which is not part of the choice.
 # A run whose directory holds DONE is skipped, so an interrupted comparison continues where it
-# stopped (an unfinished run restarts). Checkpoints are deleted unless KEEP_CHECKPOINTS=1.
+# stopped (an unfinished run restarts); finished runs are also copied to REPORT_DIR/runs/ as they
+# end, and a run found there is not redone, so a fresh clone continues from the committed runs.
+# Checkpoints are deleted unless KEEP_CHECKPOINTS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${BIN:-${EBFT_DIST_BIN:-.build/release/ebft-dist}}"
@@ -61,8 +64,14 @@ task_args() {
   esac
 }
 
+# Every finished run's config, metrics and DONE are also kept in REPORT_DIR/runs/<name>, which is
+# in git: a run found there is not run again (a fresh clone resumes where the committed runs end).
 run() {  # run DIR ARGS...
   local dir="$1"; shift
+  local kept; kept="$REPORT_DIR/runs/$(basename "$dir")"
+  if [ ! -f "$dir/DONE" ] && [ -f "$kept/DONE" ]; then
+    mkdir -p "$dir"; cp "$kept/config.yaml" "$kept/metrics.jsonl" "$kept/DONE" "$dir/"
+  fi
   if [ -f "$dir/DONE" ]; then echo "== $dir: done already"; return; fi
   rm -rf "$dir"; mkdir -p "$dir"
   echo "== $dir: $(date -u +%FT%TZ)"
@@ -71,6 +80,7 @@ run() {  # run DIR ARGS...
     || { echo "compare: $dir failed, see $dir/log.txt" >&2; return 1; }
   echo "$(( SECONDS - t0 )) s" > "$dir/DONE"
   [ "${KEEP_CHECKPOINTS:-0}" = 1 ] || rm -rf "$dir/checkpoints"
+  mkdir -p "$kept"; cp "$dir/config.yaml" "$dir/metrics.jsonl" "$dir/DONE" "$kept/"
   echo "   $(( SECONDS - t0 )) s"
 }
 
@@ -114,7 +124,7 @@ step_lr() {
       for lr in $LRS; do
         # shellcheck disable=SC2046
         run "$OUT/lr-$task-$m-$lr" $(task_args "$task") $(method_args "$task" "$m") \
-          --set learning-rate="$lr" --set seed=1
+          --set learning-rate="$lr" --set seed=1 --set eval-down-every=0
       done
     done
   done
