@@ -183,16 +183,28 @@ print("Means over training seeds ± SE; cell − base ± √(SE_cell² + SE_base
       "Seeds: cell / base.\n")
 print("| axis | cell | quantity | cell | base | cell − base | t | seeds |")
 print("|---|---|---|---:|---:|---:|---:|---:|")
+compact = []
 for axis, cells in axes:
     for c in cells:
+        row = [axis.split(" (")[0], c, None]
         for name, f in quantities:
             a, b = per_seed(c, f), per_seed("base", f)
-            if not a or not b: continue
+            if not a or not b:
+                row.append("—"); continue
             (ma, sa), (mb, sb) = ms(a), ms(b)
             se = math.sqrt(sa * sa + sb * sb)
             t = (ma - mb) / se if se > 0 else float("nan")
             print(f"| {axis} | {c} | {name} | {ma:+.4f} ± {sa:.4f} | {mb:+.4f} ± {sb:.4f} | "
                   f"{ma - mb:+.4f} ± {se:.4f} | {t:+.1f} | {len(a)} / {len(b)} |")
+            cell = f"{ma - mb:+.4f} ± {se:.4f}"
+            row[2] = f"{len(a)} / {len(b)}"
+            row.append((f"**{cell}**" if abs(t) >= 2 else cell) + f" (t {t:+.1f})")
+        compact.append(row)
+print("\nThe same, one row per cell (bold: |t| ≥ 2):\n")
+print("| axis | cell | seeds (cell / base) | " + " | ".join(n for n, _ in quantities) + " |")
+print("|---|---|---:|" + "---:|" * len(quantities))
+for r in compact:
+    print("| " + " | ".join(x or "—" for x in r) + " |")
 EOF
 }
 
