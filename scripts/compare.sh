@@ -6,7 +6,8 @@
 #
 #   scripts/compare.sh lr       # 1. learning rates LRS × methods × TASKS, seed 1
 #   scripts/compare.sh runs     # 2. base, sft, rlvr, ebft × TASKS × SEEDS at the chosen rates
-#   scripts/compare.sh report   # 3. one `ebft-dist report` over every finished run of step 2
+#   scripts/compare.sh report   # 3. one `ebft-dist report` over every finished run of step 2,
+#                               #    and claims.md: each claim of the paper with its verdict
 #   scripts/compare.sh all      # 1 + 2 + 3
 #
 # Sized for a 2-core machine: NP ranks colocated, SmolLM2-135M-Instruct, preset-small geometry
@@ -188,6 +189,8 @@ step_report() {
   done
   [ ${#dirs[@]} -gt 0 ] || { echo "compare: no finished comparison run" >&2; return 0; }
   "$BIN" report "${dirs[@]}" "${labels[@]}" --out "$REPORT_DIR" --table-name report.md
+  scripts/claims.py "$REPORT_DIR/runs" "$TASKS" "$SEEDS" > "$REPORT_DIR/claims.md"
+  echo "wrote $REPORT_DIR/claims.md"
 }
 
 case "${1:-all}" in
