@@ -30,7 +30,7 @@ T95 = [None, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.2
 
 
 def t95(df):
-    d = int(math.floor(df))
+    d = int(math.floor(df + 1e-9))  # 4 − 1 ulp is 4 degrees of freedom
     if d < 1:
         return float("inf")
     return T95[d] if d < len(T95) else 1.96 + 2.4 / d  # within 0.01 of the exact value beyond 20
