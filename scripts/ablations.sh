@@ -48,27 +48,10 @@ cells=(base "" gamma0 "ce-coef=0" gamma0.1 "ce-coef=0.1" whitening-off "whitenin
        pooling-mean "pooling=mean" diversity0 "diversity-coef=0" diversity1 "diversity-coef=1"
        stride4 "stride=4" stride16 "stride=16")
 
-# Every finished run's config, metrics and DONE are also kept in REPORT_DIR/runs/<name>, which is
-# in git: a run found there is not run again (a fresh clone resumes where the committed runs end).
-# Cell names carry no learning rate: with LR changed, clear REPORT_DIR/runs first.
-run() {  # run DIR ARGS...
-  local dir="$1"; shift
-  local kept; kept="$REPORT_DIR/runs/$(basename "$dir")"
-  if [ ! -f "$dir/DONE" ] && [ -f "$kept/DONE" ]; then
-    mkdir -p "$dir"; cp "$kept/config.yaml" "$kept/metrics.jsonl" "$kept/DONE" "$dir/"
-  fi
-  if [ -f "$dir/DONE" ]; then echo "== $dir: done already"; return; fi
-  rm -rf "$dir"; mkdir -p "$dir"
-  echo "== $dir: $(date -u +%FT%TZ)"
-  local t0=$SECONDS
-  scripts/launch.sh "$NP" "$BIN" train "${common[@]}" "$@" --run-dir "$dir" > "$dir/log.txt" 2>&1 \
-    || { echo "ablations: $dir failed, see $dir/log.txt" >&2; return 1; }
-  echo "$(( SECONDS - t0 )) s" > "$dir/DONE"
-  # The final checkpoint (≈ 0.5 GB each) is not needed for the tables; KEEP_CHECKPOINTS=1 keeps it.
-  [ "${KEEP_CHECKPOINTS:-0}" = 1 ] || rm -rf "$dir/checkpoints"
-  mkdir -p "$kept"; cp "$dir/config.yaml" "$dir/metrics.jsonl" "$dir/DONE" "$kept/"
-  echo "   $(( SECONDS - t0 )) s"
-}
+SWEEP=ablations  # cell names carry no learning rate: with LR changed, clear REPORT_DIR/runs first
+extra=()
+# shellcheck source=scripts/sweep-run.sh
+. scripts/sweep-run.sh
 
 # ‖φ_gt‖² − L_CFM (raw features) at a run's last evaluation (higher is better).
 final_fm() {

@@ -65,25 +65,9 @@ task_args() {
   esac
 }
 
-# Every finished run's config, metrics and DONE are also kept in REPORT_DIR/runs/<name>, which is
-# in git: a run found there is not run again (a fresh clone resumes where the committed runs end).
-run() {  # run DIR ARGS...
-  local dir="$1"; shift
-  local kept; kept="$REPORT_DIR/runs/$(basename "$dir")"
-  if [ ! -f "$dir/DONE" ] && [ -f "$kept/DONE" ]; then
-    mkdir -p "$dir"; cp "$kept/config.yaml" "$kept/metrics.jsonl" "$kept/DONE" "$dir/"
-  fi
-  if [ -f "$dir/DONE" ]; then echo "== $dir: done already"; return; fi
-  rm -rf "$dir"; mkdir -p "$dir"
-  echo "== $dir: $(date -u +%FT%TZ)"
-  local t0=$SECONDS
-  scripts/launch.sh "$NP" "$BIN" train "${common[@]}" "$@" "${extra[@]}" --run-dir "$dir" > "$dir/log.txt" 2>&1 \
-    || { echo "compare: $dir failed, see $dir/log.txt" >&2; return 1; }
-  echo "$(( SECONDS - t0 )) s" > "$dir/DONE"
-  [ "${KEEP_CHECKPOINTS:-0}" = 1 ] || rm -rf "$dir/checkpoints"
-  mkdir -p "$kept"; cp "$dir/config.yaml" "$dir/metrics.jsonl" "$dir/DONE" "$kept/"
-  echo "   $(( SECONDS - t0 )) s"
-}
+SWEEP=compare
+# shellcheck source=scripts/sweep-run.sh
+. scripts/sweep-run.sh
 
 # field FILE KEY KIND: KEY (and KEY_se, 0 if absent) of the last record of KIND that has it.
 field() {
