@@ -100,16 +100,8 @@ step_cells() {
   done
 }
 
+# From the finished runs kept in REPORT_DIR/runs (a fresh clone can redo the report without OUT).
 step_report() {
-  [ -f "$OUT/learning-rate" ] || { echo "ablations: no cells run yet ($OUT/learning-rate missing)" >&2; exit 1; }
-  local lr; lr=$(cat "$OUT/learning-rate")
-  mkdir -p "$REPORT_DIR/runs"
-  for d in "$OUT/cells-lr$lr"/*-s*/ "$OUT"/lr-*/; do
-    [ -f "$d/DONE" ] || continue
-    local n; n=$(basename "$d")
-    mkdir -p "$REPORT_DIR/runs/$n"
-    cp "$d/config.yaml" "$d/metrics.jsonl" "$d/DONE" "$REPORT_DIR/runs/$n/"
-  done
   axis() {  # axis NAME CELL...
     local name="$1"; shift
     local dirs=() labels=()

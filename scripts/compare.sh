@@ -151,25 +151,18 @@ step_runs() {
   done
 }
 
+# From the finished runs kept in REPORT_DIR/runs (a fresh clone can redo the report without OUT).
 step_report() {
-  mkdir -p "$REPORT_DIR/runs"
   local dirs=() labels=()
   for task in $TASKS; do
     [ -f "$OUT/learning-rates-$task" ] && cp "$OUT/learning-rates-$task" "$REPORT_DIR/"
     for m in base sft rlvr ebft; do
       for seed in $SEEDS; do
-        local d="$OUT/$task-$m-s$seed" n="$task-$m-s$seed"
+        local d="$REPORT_DIR/runs/$task-$m-s$seed"
         [ -f "$d/DONE" ] || continue
-        mkdir -p "$REPORT_DIR/runs/$n"
-        cp "$d/config.yaml" "$d/metrics.jsonl" "$d/DONE" "$REPORT_DIR/runs/$n/"
-        dirs+=("$REPORT_DIR/runs/$n"); labels+=(--label "$REPORT_DIR/runs/$n=$m")
+        dirs+=("$d"); labels+=(--label "$d=$m")
       done
     done
-  done
-  for d in "$OUT"/lr-*/; do
-    [ -f "$d/DONE" ] || continue
-    mkdir -p "$REPORT_DIR/runs/$(basename "$d")"
-    cp "$d/config.yaml" "$d/metrics.jsonl" "$d/DONE" "$REPORT_DIR/runs/$(basename "$d")/"
   done
   [ ${#dirs[@]} -gt 0 ] || { echo "compare: no finished comparison run" >&2; return 0; }
   "$BIN" report "${dirs[@]}" "${labels[@]}" --out "$REPORT_DIR" --table-name report.md
