@@ -69,7 +69,7 @@ EOF
 best_lr() {
   local rows=""
   for lr in $LRS; do
-    local d="$OUT/lr-$lr"
+    local d="$REPORT_DIR/runs/lr-$lr"
     [ -f "$d/DONE" ] || { echo "ablations: $d is not finished; run 'scripts/ablations.sh lr' first or set LR" >&2; exit 1; }
     local v; v=$(final_fm "$d")
     echo "   lr $lr: final held-out eval_feature_matching_raw_pass1 (value, se) $v" >&2

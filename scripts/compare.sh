@@ -86,7 +86,7 @@ EOF
 # The budget of TASK: STEPS steps of its EBFT step (from any finished EBFT run of the task).
 budget() {
   local f=""
-  for d in "$OUT"/lr-"$1"-ebft-* "$OUT"/"$1"-ebft-s*; do
+  for d in "$REPORT_DIR"/runs/lr-"$1"-ebft-* "$REPORT_DIR"/runs/"$1"-ebft-s*; do
     [ -f "$d/DONE" ] || continue
     f=$(field "$d/metrics.jsonl" flops train | cut -d' ' -f1); break
   done
@@ -120,7 +120,7 @@ best_lr() {
   local rows="" key=eval_ce sign=-1
   [ "$2" = ebft ] && { key=eval_feature_matching_raw_pass1; sign=1; }
   for lr in $LRS; do
-    local d="$OUT/lr-$1-$2-$lr"
+    local d="$REPORT_DIR/runs/lr-$1-$2-$lr"
     [ -f "$d/DONE" ] || { echo "compare: $d is not finished; run 'scripts/compare.sh lr' first" >&2; exit 1; }
     rows+="$lr $(field "$d/metrics.jsonl" "$key" eval)"$'\n'
   done
@@ -137,7 +137,7 @@ step_runs() {
     local rates=""
     for m in $METHODS; do rates+="$m=$(best_lr "$task" "$m") "; done
     echo "== $task: learning rates $rates"
-    echo "$rates" > "$OUT/learning-rates-$task"
+    echo "$rates" > "$REPORT_DIR/learning-rates-$task"
     for seed in $SEEDS; do
       # shellcheck disable=SC2046
       run "$OUT/$task-base-s$seed" $(task_args "$task") --set seed="$seed" --eval-only
@@ -155,7 +155,6 @@ step_runs() {
 step_report() {
   local dirs=() labels=()
   for task in $TASKS; do
-    [ -f "$OUT/learning-rates-$task" ] && cp "$OUT/learning-rates-$task" "$REPORT_DIR/"
     for m in base sft rlvr ebft; do
       for seed in $SEEDS; do
         local d="$REPORT_DIR/runs/$task-$m-s$seed"
