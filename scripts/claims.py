@@ -42,14 +42,14 @@ def final(path):
     return ev or {}, dn or {}, tr or {}
 
 
-QUANTITIES = {  # name → (record index, key, digits, higher is better)
-    "val CE": (0, "eval_ce", 4, False),
-    "held-out raw ‖φ_gt‖² − L_CFM": (0, "eval_feature_matching_raw_pass1", 4, True),
-    "pass@1": (1, "pass1", 4, True),
-    "pass@k": (1, "passk", 4, True),
-    "BLEU": (1, "bleu", 2, True),
-    "chrF": (1, "chrf", 2, True),
-    "training model FLOPs": (2, "flops_total", None, None),
+QUANTITIES = {  # name → (index of the record in final(), key, digits shown)
+    "val CE": (0, "eval_ce", 4),
+    "held-out raw ‖φ_gt‖² − L_CFM": (0, "eval_feature_matching_raw_pass1", 4),
+    "pass@1": (1, "pass1", 4),
+    "pass@k": (1, "passk", 4),
+    "BLEU": (1, "bleu", 2),
+    "chrF": (1, "chrf", 2),
+    "training model FLOPs": (2, "flops_total", None),
 }
 DOWNSTREAM = {"qa-code": ["pass@1", "pass@k"], "code": ["pass@1", "pass@k"], "translation": ["BLEU", "chrF"]}
 METHODS = ["base", "sft", "rlvr", "ebft"]
@@ -83,7 +83,7 @@ def main():
             rows = [final(os.path.join(root, f"{task}-{m}-s{s}", "metrics.jsonl"))
                     for s in seeds if os.path.isfile(os.path.join(root, f"{task}-{m}-s{s}", "DONE"))]
             stats[m] = {q: mean_se([r[i][k] for r in rows if r[i].get(k) is not None])
-                        for q, (i, k, _, _) in QUANTITIES.items()}
+                        for q, (i, k, _) in QUANTITIES.items()}
         if not any(stats[m]["val CE"] for m in METHODS):
             continue
         shown = ["val CE", "held-out raw ‖φ_gt‖² − L_CFM"] + DOWNSTREAM[task] + ["training model FLOPs"]
