@@ -9,6 +9,7 @@
 #   scripts/compare.sh report   # 3. one `ebft-dist report` over every finished run of step 2,
 #                               #    and claims.md: each claim of the paper with its verdict
 #   scripts/compare.sh all      # 1 + 2 + 3
+#   scripts/compare.sh rates    # the rate each method would get now, and the next one step 1 tries
 #
 # Sized for a 2-core machine: NP ranks colocated, SmolLM2-135M-Instruct, preset-small geometry
 # (P = 128) with CHUNKS chunks per step. The budget of a task is STEPS EBFT steps of that task
@@ -21,12 +22,17 @@
 # RLVR's verifier questions are the same on code and qa-code (stdlib doctests); its runs differ
 # in the validation chunks and the budget.
 #
-# Learning rates (step 1): each method's rate is the largest of LRS within one standard error
-# of the best at the final evaluation of its own validation objective — EBFT: the held-out
-# feature-matching loss on raw features (`eval_feature_matching_raw_pass1`, higher is better,
-# its SE over EVAL_SEEDS sampling seeds); SFT and RLVR: validation CE (lower is better;
-# teacher-forced, no sampling, so no SE: the best). Chosen per task. The step-1 runs skip the
-# downstream evaluation, which is not part of the choice.
+# Learning rates (step 1): each method's rate is the largest of the rates tried within one
+# standard error of the best on its own objective, on data it was not trained on — EBFT: the final
+# held-out feature-matching loss on raw features (`eval_feature_matching_raw_pass1`, higher is
+# better, its SE over EVAL_SEEDS sampling seeds); SFT: the final validation CE (teacher-forced,
+# no sampling, so no SE); RLVR: its mean reward over its last RLVR_TAIL (10) steps, each step's
+# questions drawn afresh from a permutation of the training questions, so not yet trained on
+# within the first epoch (SE over those steps). RLVR is not chosen by validation CE, which its
+# updates do not aim to lower: that would favour the rate that moves RLVR least. Rates tried: LRS,
+# then while the best is at the top (bottom) of the tried rates the next rate of LADDER above
+# (below) it. Chosen per task. The step-1 runs skip the downstream evaluation, which is not part
+# of the choice. `scripts/compare.sh rates` prints the choice so far.
 # A run whose directory holds DONE is skipped, so an interrupted comparison continues where it
 # stopped (an unfinished run restarts); finished runs are also copied to REPORT_DIR/runs/ as they
 # end, and a run found there is not redone, so a fresh clone continues from the committed runs.
@@ -102,35 +108,102 @@ method_args() {  # method_args TASK METHOD: the budget (EBFT: STEPS steps, the s
   esac
 }
 
+# The rates tried for a method: LRS first; then, while the best of the tried rates is the largest
+# (smallest) of them, the next larger (smaller) rate of LADDER, so that no chosen rate is the best
+# only because the grid stopped there. A run that diverges (the trainer's exit 4) scores worst;
+# the end of its log is kept as FAILED in REPORT_DIR/runs/<name>, and it is not run again.
+LADDER="${LADDER:-1e-6 3e-6 1e-5 3e-5 1e-4 3e-4 1e-3}"
+
+lr_run() {  # lr_run TASK METHOD LR
+  local name="lr-$1-$2-$3" kept="$REPORT_DIR/runs/lr-$1-$2-$3"
+  [ -f "$kept/FAILED" ] && { echo "== $OUT/$name: diverged already"; return; }
+  # shellcheck disable=SC2046
+  run "$OUT/$name" $(task_args "$1") $(method_args "$1" "$2") \
+    --set learning-rate="$3" --set seed=1 --set eval-down-every=0 && return
+  grep -q "training diverged" "$OUT/$name/log.txt" 2>/dev/null || exit 1
+  mkdir -p "$kept"; cp "$OUT/$name/config.yaml" "$kept/" 2>/dev/null || true
+  tail -n 20 "$OUT/$name/log.txt" > "$kept/FAILED"
+  echo "   diverged: $(grep -m1 "training diverged" "$OUT/$name/log.txt")"
+}
+
 step_lr() {
   for task in $TASKS; do
     # EBFT first: its runs size the budget of the others.
     for m in ebft sft rlvr; do
-      for lr in $LRS; do
-        # shellcheck disable=SC2046
-        run "$OUT/lr-$task-$m-$lr" $(task_args "$task") $(method_args "$task" "$m") \
-          --set learning-rate="$lr" --set seed=1 --set eval-down-every=0
+      for lr in $LRS; do lr_run "$task" "$m" "$lr"; done
+      local next
+      while next=$(choose "$task" "$m" | cut -d' ' -f2) && [ "$next" != - ]; do
+        echo "== $task $m: the best rate is at the edge of those tried; trying $next"
+        lr_run "$task" "$m" "$next"
       done
     done
   done
 }
 
-# The chosen rate of TASK and METHOD (see the header), from the finished runs of step 1.
-best_lr() {
-  local rows="" key=eval_ce sign=-1
-  [ "$2" = ebft ] && { key=eval_feature_matching_raw_pass1; sign=1; }
+# score FILE METHOD: "value se" of a finished run, higher is better — EBFT: the final held-out
+# feature matching on raw features (SE over the sampling seeds); SFT: minus the final validation
+# CE (teacher-forced: no SE); RLVR: the mean training reward of its last RLVR_TAIL steps, on
+# questions it had not been trained on (SE over those steps; see the header).
+RLVR_TAIL="${RLVR_TAIL:-10}"
+score() {
+  python3 - "$1" "$2" "$RLVR_TAIL" <<'EOF'
+import json, math, sys
+path, method, tail = sys.argv[1], sys.argv[2], int(sys.argv[3])
+recs = [json.loads(l) for l in open(path) if l.strip()]
+def last_eval(key):
+    v = [r for r in recs if r.get("kind") == "eval" and r.get(key) is not None]
+    return v[-1] if v else None
+if method == "ebft":
+    r = last_eval("eval_feature_matching_raw_pass1")
+    print("nan 0" if r is None else "%r %r" % (r["eval_feature_matching_raw_pass1"],
+                                               r.get("eval_feature_matching_raw_pass1_se") or 0.0))
+elif method == "sft":
+    r = last_eval("eval_ce")
+    print("nan 0" if r is None else "%r 0.0" % -r["eval_ce"])
+else:
+    x = [r["reward"] for r in recs if r.get("kind") == "train" and r.get("reward") is not None][-tail:]
+    if len(x) < 2:
+        print("nan 0")
+    else:
+        m = sum(x) / len(x)
+        print("%r %r" % (m, math.sqrt(sum((v - m) ** 2 for v in x) / (len(x) - 1) / len(x))))
+EOF
+}
+
+# choose TASK METHOD: "CHOSEN NEXT" from the rates tried so far: CHOSEN is the largest rate within
+# one SE of the best; NEXT the ladder's next rate to try (see step_lr), or - when there is none.
+choose() {
+  local rows="" lr d
+  for lr in $(printf '%s\n' $LADDER $LRS | sort -g -u); do
+    d="$REPORT_DIR/runs/lr-$1-$2-$lr"
+    if [ -f "$d/DONE" ]; then rows+="$lr $(score "$d/metrics.jsonl" "$2")"$'\n'
+    elif [ -f "$d/FAILED" ]; then rows+="$lr -inf 0"$'\n'
+    fi
+  done
   for lr in $LRS; do
-    local d="$REPORT_DIR/runs/lr-$1-$2-$lr"
-    [ -f "$d/DONE" ] || { echo "compare: $d is not finished; run 'scripts/compare.sh lr' first" >&2; exit 1; }
-    rows+="$lr $(field "$d/metrics.jsonl" "$key" eval)"$'\n'
+    case " $(printf '%s' "$rows" | cut -d' ' -f1 | tr '\n' ' ') " in
+      *" $lr "*) ;;
+      *) echo "compare: lr-$1-$2-$lr is not finished; run 'scripts/compare.sh lr' first" >&2; exit 1 ;;
+    esac
   done
   printf '%s' "$rows" | python3 -c '
-import sys
-sign = float(sys.argv[1])
-rows = [(float(lr), lr, sign * float(v), float(se)) for lr, v, se in (l.split() for l in sys.stdin if l.strip())]
-best = max(rows, key=lambda r: r[2])
-print(max(r for r in rows if r[2] >= best[2] - best[3])[1])' "$sign"
+import math, sys
+ladder = sys.argv[1].split()
+rows = sorted((float(lr), lr, float(v), float(se)) for lr, v, se in (l.split() for l in sys.stdin if l.strip()))
+ok = [r for r in rows if not math.isnan(r[2]) and not math.isinf(r[2])]
+if not ok:
+    sys.exit("compare: no learning-rate run with a score")
+best = max(ok, key=lambda r: r[2])
+chosen = max(r for r in ok if r[2] >= best[2] - best[3])[1]
+i, nxt = ladder.index(best[1]) if best[1] in ladder else -1, "-"
+if i >= 0 and best is rows[-1] and i + 1 < len(ladder):
+    nxt = ladder[i + 1]
+elif i > 0 and best is rows[0]:
+    nxt = ladder[i - 1]
+print(chosen, nxt)' "$LADDER"
 }
+
+best_lr() { choose "$1" "$2" | cut -d' ' -f1; }
 
 step_runs() {
   for task in $TASKS; do
@@ -173,6 +246,8 @@ case "${1:-all}" in
   lr) step_lr ;;
   runs) step_runs ;;
   report) step_report ;;
+  rates)  # the rate each method would get now, and the next rate step 1 would try (- for none)
+    for task in $TASKS; do for m in $METHODS; do echo "$task $m $(choose "$task" "$m")"; done; done ;;
   all) step_lr; step_runs; step_report ;;
-  *) echo "usage: scripts/compare.sh [lr|runs|report|all]" >&2; exit 2 ;;
+  *) echo "usage: scripts/compare.sh [lr|runs|report|all|rates]" >&2; exit 2 ;;
 esac
