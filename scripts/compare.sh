@@ -236,6 +236,11 @@ step_report() {
       done
     done
   done
+  { echo "# Learning rates (step 1 of scripts/compare.sh; seed 1): chosen in bold, by the column marked *"
+    echo
+    for task in $TASKS; do for m in ebft sft rlvr; do echo "$task $m $(choose "$task" "$m" 2>/dev/null)"; done; done \
+      | scripts/lr_table.py "$REPORT_DIR/runs" "$RLVR_TAIL"; } > "$REPORT_DIR/learning-rates.md"
+  echo "wrote $REPORT_DIR/learning-rates.md"
   [ ${#dirs[@]} -gt 0 ] || { echo "compare: no finished comparison run" >&2; return 0; }
   "$BIN" report "${dirs[@]}" "${labels[@]}" --out "$REPORT_DIR" --table-name report.md
   scripts/claims.py "$REPORT_DIR/runs" "$TASKS" "$SEEDS" > "$REPORT_DIR/claims.md"
