@@ -34,20 +34,8 @@ final class ClaimsScriptTests: XCTestCase {
     }
 
     private func claims(tasks: String, seeds: String) throws -> [String] {
-        let script = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent()
-            .appendingPathComponent("../../scripts/claims.py").standardized.path
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", script, root.path, tasks, seeds]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, String(decoding: e, as: UTF8.self))
-        return String(decoding: o, as: UTF8.self).split(separator: "\n").map(String.init)
+        try ScriptRunner.run("/usr/bin/env", ["python3", "scripts/claims.py", root.path, tasks, seeds])
+            .split(separator: "\n").map(String.init)
     }
 
     /// The row of `claim` and `quantity` in the section of `task`.

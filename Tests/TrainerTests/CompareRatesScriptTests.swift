@@ -8,10 +8,6 @@ import XCTest
 /// steps), and the next rate of the ladder while the best is at the edge of the rates tried.
 final class CompareRatesScriptTests: XCTestCase {
     private var root: URL!
-    private var repo: URL {
-        URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().appendingPathComponent("../..").standardized
-    }
-
     override func setUpWithError() throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("rates-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("runs"), withIntermediateDirectories: true)
@@ -48,27 +44,10 @@ final class CompareRatesScriptTests: XCTestCase {
     }
 
     private func shell(_ command: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", command]
-        p.currentDirectoryURL = repo
-        var env = ProcessInfo.processInfo.environment
-        env["BIN"] = "/bin/true"
-        env["OUT"] = root.appendingPathComponent("out").path
-        env["REPORT_DIR"] = root.path
-        env["TASKS"] = "t1 t2"
-        env["LRS"] = "1e-5 3e-5 1e-4"
-        env["LADDER"] = "3e-6 1e-5 3e-5 1e-4 3e-4"
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, String(decoding: e, as: UTF8.self))
-        return String(decoding: o, as: UTF8.self)
+        try ScriptRunner.run("/bin/bash", ["-c", command], environment: [
+            "BIN": "/bin/true", "OUT": root.appendingPathComponent("out").path, "REPORT_DIR": root.path,
+            "TASKS": "t1 t2", "LRS": "1e-5 3e-5 1e-4", "LADDER": "3e-6 1e-5 3e-5 1e-4 3e-4",
+        ])
     }
 
     func testChoiceAndNextRate() throws {
