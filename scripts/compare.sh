@@ -145,30 +145,7 @@ step_lr() {
 # CE (teacher-forced: no SE); RLVR: the mean training reward of its last RLVR_TAIL steps, on
 # questions it had not been trained on (SE over those steps; see the header).
 RLVR_TAIL="${RLVR_TAIL:-10}"
-score() {
-  python3 - "$1" "$2" "$RLVR_TAIL" <<'EOF'
-import json, math, sys
-path, method, tail = sys.argv[1], sys.argv[2], int(sys.argv[3])
-recs = [json.loads(l) for l in open(path) if l.strip()]
-def last_eval(key):
-    v = [r for r in recs if r.get("kind") == "eval" and r.get(key) is not None]
-    return v[-1] if v else None
-if method == "ebft":
-    r = last_eval("eval_feature_matching_raw_pass1")
-    print("nan 0" if r is None else "%r %r" % (r["eval_feature_matching_raw_pass1"],
-                                               r.get("eval_feature_matching_raw_pass1_se") or 0.0))
-elif method == "sft":
-    r = last_eval("eval_ce")
-    print("nan 0" if r is None else "%r 0.0" % -r["eval_ce"])
-else:
-    x = [r["reward"] for r in recs if r.get("kind") == "train" and r.get("reward") is not None][-tail:]
-    if len(x) < 2:
-        print("nan 0")
-    else:
-        m = sum(x) / len(x)
-        print("%r %r" % (m, math.sqrt(sum((v - m) ** 2 for v in x) / (len(x) - 1) / len(x))))
-EOF
-}
+score() { scripts/lr_table.py --score "$1" "$2" "$RLVR_TAIL"; }
 
 # choose TASK METHOD: "CHOSEN NEXT" from the rates tried so far: CHOSEN is the largest rate within
 # one SE of the best; NEXT the ladder's next rate to try (see step_lr), or - when there is none.

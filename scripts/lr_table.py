@@ -2,6 +2,7 @@
 """The learning-rate table of the equal-compute comparison (step 1 of scripts/compare.sh).
 
     scripts/compare.sh rates | scripts/lr_table.py RUNS_DIR RLVR_TAIL > learning-rates.md
+    scripts/lr_table.py --score METRICS_JSONL METHOD RLVR_TAIL   # "value se": what the choice compares
 
 stdin: "TASK METHOD CHOSEN NEXT" lines, as `compare.sh rates` prints them. RUNS_DIR holds the
 kept runs lr-<task>-<method>-<lr>/ (config.yaml, metrics.jsonl, DONE — or FAILED for a run that
@@ -11,13 +12,15 @@ reward over its last RLVR_TAIL steps, the wall time, and the score the choice us
 marked *) with the chosen rate in bold.
 """
 import json
-import math
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sweepstats import mean_se  # noqa: E402
 
-def load(d):
-    recs = [json.loads(line) for line in open(os.path.join(d, "metrics.jsonl")) if line.strip()]
+
+def load(path):
+    recs = [json.loads(line) for line in open(path) if line.strip()]
     ev = [r for r in recs if r.get("kind") == "eval"]
     tr = [r for r in recs if r.get("kind") == "train"]
     return ev, tr
@@ -29,15 +32,31 @@ def fm(r):
 
 
 def tail_reward(tr, n):
+    """(mean, SE) of the reward of the last n train records, or None for fewer than two."""
     x = [r["reward"] for r in tr if r.get("reward") is not None][-n:]
-    if len(x) < 2:
-        return "–"
-    m = sum(x) / len(x)
-    se = math.sqrt(sum((v - m) ** 2 for v in x) / (len(x) - 1) / len(x))
-    return "%.4f ± %.4f" % (m, se)
+    return mean_se(x)[:2] if len(x) >= 2 else None
+
+
+def score(path, method, n):
+    """(value, SE) the learning-rate choice compares, higher is better, or None: EBFT the final
+    held-out raw feature matching (SE over sampling seeds), SFT minus the final validation CE
+    (no SE), RLVR the mean reward of its last n steps (SE over those steps)."""
+    ev, tr = load(path)
+    if method == "rlvr":
+        return tail_reward(tr, n)
+    key = "eval_ce" if method == "sft" else "eval_feature_matching_raw_pass1"
+    ev = [r for r in ev if r.get(key) is not None]
+    if not ev:
+        return None
+    r = ev[-1]
+    return (-r[key], 0.0) if method == "sft" else (r[key], r.get(key + "_se") or 0.0)
 
 
 def main():
+    if sys.argv[1] == "--score":
+        v = score(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        print("nan 0" if v is None else "%r %r" % v)
+        return
     runs, n = sys.argv[1], int(sys.argv[2])
     print("| task | method | lr | steps | training model FLOPs | val CE (0 → end) | "
           "held-out raw ‖φ_gt‖² − L_CFM (0 → end) | RLVR reward, last %d steps | wall time |" % n)
@@ -59,10 +78,11 @@ def main():
                 continue
             if not os.path.isfile(os.path.join(d, "DONE")):
                 continue
-            ev, tr = load(d)
+            ev, tr = load(os.path.join(d, "metrics.jsonl"))
             ce = "%.4f → %.4f" % (ev[0]["eval_ce"], ev[-1]["eval_ce"])
             f = "%s → %s" % (fm(ev[0]), fm(ev[-1]))
-            rw = tail_reward(tr, n) if method == "rlvr" else "–"
+            t = tail_reward(tr, n) if method == "rlvr" else None
+            rw = "–" if t is None else "%.4f ± %.4f" % t
             if method == "sft":
                 ce += " *"
             elif method == "ebft":
