@@ -19,8 +19,9 @@
 # feature-matching loss on EVAL_CHUNKS chunks × EVAL_SEEDS sampling seeds, and downstream
 #   qa-code, code → HumanEval (164 problems, eval-down-samples 4: pass@1, pass@4)
 #   translation   → corpus BLEU and chrF on 300 de→en test pairs.
-# RLVR's verifier questions are the same on code and qa-code (stdlib doctests); its runs differ
-# in the validation chunks and the budget.
+# RLVR's verifier questions are the same on code and qa-code (stdlib doctests): with equal budgets
+# its code row is its qa-code run's final weights evaluated on code's data (`twin` below), not a
+# second, identical training run.
 #
 # Learning rates (step 1): each method's rate is the largest of the rates tried within one
 # standard error of the best on its own objective, on data it was not trained on — EBFT: the final
@@ -115,21 +116,62 @@ method_args() {  # method_args TASK METHOD: the budget (EBFT: STEPS steps, the s
 LADDER="${LADDER:-1e-6 3e-6 1e-5 3e-5 1e-4 3e-4 1e-3}"
 
 lr_run() {  # lr_run TASK METHOD LR
-  local name="lr-$1-$2-$3" kept="$REPORT_DIR/runs/lr-$1-$2-$3"
+  local name="lr-$1-$2-$3" kept="$REPORT_DIR/runs/lr-$1-$2-$3" ok=0
   [ -f "$kept/FAILED" ] && { echo "== $OUT/$name: diverged already"; return; }
-  # shellcheck disable=SC2046
-  run "$OUT/$name" $(task_args "$1") $(method_args "$1" "$2") \
-    --set learning-rate="$3" --set seed=1 --set eval-down-every=0 && return
+  if twin_of "$1" "$2"; then
+    # shellcheck disable=SC2046
+    KEEP_CHECKPOINTS=1 run "$OUT/$name" $(task_args "$1") $(method_args "$1" "$2") \
+      --set learning-rate="$3" --set seed=1 --set eval-down-every=0 && ok=1
+    # shellcheck disable=SC2046
+    [ $ok = 0 ] || twin "$name" 1 $(method_args code "$2") --set learning-rate="$3" --set seed=1 --set eval-down-every=0
+  else
+    # shellcheck disable=SC2046
+    run "$OUT/$name" $(task_args "$1") $(method_args "$1" "$2") \
+      --set learning-rate="$3" --set seed=1 --set eval-down-every=0 && ok=1
+  fi
+  [ $ok = 0 ] || return 0
   grep -q "training diverged" "$OUT/$name/log.txt" 2>/dev/null || exit 1
   mkdir -p "$kept"; cp "$OUT/$name/config.yaml" "$kept/" 2>/dev/null || true
   tail -n 20 "$OUT/$name/log.txt" > "$kept/FAILED"
   echo "   diverged: $(grep -m1 "training diverged" "$OUT/$name/log.txt")"
 }
 
+# RLVR trains on the same verifier questions on qa-code and code (stdlib doctests, RLVRTask.load):
+# with the two tasks' budgets equal, its code run would repeat its qa-code run step for step. So
+# its code row is the qa-code run's final weights evaluated on code's data — an evaluation-only run
+# resumed from that run's checkpoint, kept until then — with code's step-0 evaluation taken from
+# code's base row of the same seed (scripts/twin_metrics.py); the run's TWIN file says so. Only
+# while both tasks are in TASKS and their budgets (and, in step 2, RLVR's chosen rates) agree; a
+# qa-code run finished earlier has no checkpoint left, and then code's run trains. TWIN=0: never.
+twin_of() {  # twin_of TASK METHOD [LR]: whether TASK's METHOD run (at LR, code's chosen rate) also gives code's row
+  [ "$1" = qa-code ] && [ "$2" = rlvr ] && [ "${TWIN:-1}" = 1 ] || return 1
+  case " $TASKS " in *" code "*) ;; *) return 1 ;; esac
+  local a b; a=$(budget qa-code 2>/dev/null) && b=$(budget code 2>/dev/null) && [ "$a" = "$b" ] || return 1
+  [ -z "${3:-}" ] || [ "$3" = "$(best_lr code rlvr 2>/dev/null)" ]
+}
+
+twin() {  # twin QA_NAME SEED ARGS...: $OUT/QA_NAME's final weights evaluated on code (ARGS: code's run's)
+  local from="$OUT/$1" name="${1/qa-code/code}" seed="$2"; shift 2
+  local dir="$OUT/$name" kept="$REPORT_DIR/runs/$name"
+  if [ -f "$dir/DONE" ] || [ -f "$kept/DONE" ] || [ ! -d "$from/checkpoints" ]; then
+    rm -rf "$from/checkpoints"; return 0
+  fi
+  # shellcheck disable=SC2046
+  run "$OUT/code-base-s$seed" $(task_args code) --set seed="$seed" --eval-only
+  echo "== $dir: the weights of $from, evaluated on code"
+  # shellcheck disable=SC2046
+  run "$dir" $(task_args code) "$@" --resume "$from" --eval-only
+  scripts/twin_metrics.py "$dir/metrics.jsonl" "$OUT/code-base-s$seed/metrics.jsonl" \
+    || { rm -f "$dir/DONE" "$kept/DONE"; echo "compare: $dir: metrics not merged" >&2; exit 1; }
+  echo "trained as $(basename "$from") (the same questions and budget), evaluated on code" | tee "$dir/TWIN" > "$kept/TWIN"
+  cp "$dir/metrics.jsonl" "$kept/"
+  rm -rf "$from/checkpoints"
+}
+
 step_lr() {
-  for task in $TASKS; do
-    # EBFT first: its runs size the budget of the others.
-    for m in ebft sft rlvr; do
+  # EBFT first, on every task: its runs size the budget of the others (and tell `twin_of`).
+  for m in ebft sft rlvr; do
+    for task in $TASKS; do
       for lr in $LRS; do lr_run "$task" "$m" "$lr"; done
       local next
       while next=$(choose "$task" "$m" | cut -d' ' -f2) && [ "$next" != - ]; do
@@ -193,9 +235,17 @@ step_runs() {
       run "$OUT/$task-base-s$seed" $(task_args "$task") --set seed="$seed" --eval-only
       for m in ebft sft rlvr; do
         local lr; lr=$(echo "$rates" | tr ' ' '\n' | sed -n "s/^$m=//p")
-        # shellcheck disable=SC2046
-        run "$OUT/$task-$m-s$seed" $(task_args "$task") $(method_args "$task" "$m") \
-          --set learning-rate="$lr" --set seed="$seed"
+        if twin_of "$task" "$m" "$lr"; then
+          # shellcheck disable=SC2046
+          KEEP_CHECKPOINTS=1 run "$OUT/$task-$m-s$seed" $(task_args "$task") $(method_args "$task" "$m") \
+            --set learning-rate="$lr" --set seed="$seed"
+          # shellcheck disable=SC2046
+          twin "$task-$m-s$seed" "$seed" $(method_args code "$m") --set learning-rate="$lr" --set seed="$seed"
+        else
+          # shellcheck disable=SC2046
+          run "$OUT/$task-$m-s$seed" $(task_args "$task") $(method_args "$task" "$m") \
+            --set learning-rate="$lr" --set seed="$seed"
+        fi
       done
     done
   done
