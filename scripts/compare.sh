@@ -116,18 +116,15 @@ method_args() {  # method_args TASK METHOD: the budget (EBFT: STEPS steps, the s
 LADDER="${LADDER:-1e-6 3e-6 1e-5 3e-5 1e-4 3e-4 1e-3}"
 
 lr_run() {  # lr_run TASK METHOD LR
-  local name="lr-$1-$2-$3" kept="$REPORT_DIR/runs/lr-$1-$2-$3" ok=0
+  local name="lr-$1-$2-$3" kept="$REPORT_DIR/runs/lr-$1-$2-$3" ok=0 as_twin=0 keep="${KEEP_CHECKPOINTS:-0}"
   [ -f "$kept/FAILED" ] && { echo "== $OUT/$name: diverged already"; return; }
-  if twin_of "$1" "$2"; then
-    # shellcheck disable=SC2046
-    KEEP_CHECKPOINTS=1 run "$OUT/$name" $(task_args "$1") $(method_args "$1" "$2") \
-      --set learning-rate="$3" --set seed=1 --set eval-down-every=0 && ok=1
-    # shellcheck disable=SC2046
-    [ $ok = 0 ] || twin "$name" 1 $(method_args code "$2") --set learning-rate="$3" --set seed=1 --set eval-down-every=0
-  else
-    # shellcheck disable=SC2046
-    run "$OUT/$name" $(task_args "$1") $(method_args "$1" "$2") \
-      --set learning-rate="$3" --set seed=1 --set eval-down-every=0 && ok=1
+  twin_of "$1" "$2" && { as_twin=1; keep=1; }
+  # shellcheck disable=SC2046
+  KEEP_CHECKPOINTS=$keep run "$OUT/$name" $(task_args "$1") $(method_args "$1" "$2") \
+    --set learning-rate="$3" --set seed=1 --set eval-down-every=0 && ok=1
+  # shellcheck disable=SC2046
+  if [ $ok = 1 ] && [ $as_twin = 1 ]; then
+    twin "$name" 1 $(method_args code "$2") --set learning-rate="$3" --set seed=1 --set eval-down-every=0
   fi
   [ $ok = 0 ] || return 0
   grep -q "training diverged" "$OUT/$name/log.txt" 2>/dev/null || exit 1
@@ -154,7 +151,7 @@ twin() {  # twin QA_NAME SEED ARGS...: $OUT/QA_NAME's final weights evaluated on
   local from="$OUT/$1" name="${1/qa-code/code}" seed="$2"; shift 2
   local dir="$OUT/$name" kept="$REPORT_DIR/runs/$name"
   if [ -f "$dir/DONE" ] || [ -f "$kept/DONE" ] || [ ! -d "$from/checkpoints" ]; then
-    rm -rf "$from/checkpoints"; return 0
+    [ "${KEEP_CHECKPOINTS:-0}" = 1 ] || rm -rf "$from/checkpoints"; return 0
   fi
   # shellcheck disable=SC2046
   run "$OUT/code-base-s$seed" $(task_args code) --set seed="$seed" --eval-only
@@ -165,7 +162,7 @@ twin() {  # twin QA_NAME SEED ARGS...: $OUT/QA_NAME's final weights evaluated on
     || { rm -f "$dir/DONE" "$kept/DONE"; echo "compare: $dir: metrics not merged" >&2; exit 1; }
   echo "trained as $(basename "$from") (the same questions and budget), evaluated on code" | tee "$dir/TWIN" > "$kept/TWIN"
   cp "$dir/metrics.jsonl" "$kept/"
-  rm -rf "$from/checkpoints"
+  [ "${KEEP_CHECKPOINTS:-0}" = 1 ] || rm -rf "$from/checkpoints"
 }
 
 step_lr() {
@@ -235,17 +232,13 @@ step_runs() {
       run "$OUT/$task-base-s$seed" $(task_args "$task") --set seed="$seed" --eval-only
       for m in ebft sft rlvr; do
         local lr; lr=$(echo "$rates" | tr ' ' '\n' | sed -n "s/^$m=//p")
-        if twin_of "$task" "$m" "$lr"; then
-          # shellcheck disable=SC2046
-          KEEP_CHECKPOINTS=1 run "$OUT/$task-$m-s$seed" $(task_args "$task") $(method_args "$task" "$m") \
-            --set learning-rate="$lr" --set seed="$seed"
-          # shellcheck disable=SC2046
-          twin "$task-$m-s$seed" "$seed" $(method_args code "$m") --set learning-rate="$lr" --set seed="$seed"
-        else
-          # shellcheck disable=SC2046
-          run "$OUT/$task-$m-s$seed" $(task_args "$task") $(method_args "$task" "$m") \
-            --set learning-rate="$lr" --set seed="$seed"
-        fi
+        local keep="${KEEP_CHECKPOINTS:-0}" as_twin=0
+        twin_of "$task" "$m" "$lr" && { as_twin=1; keep=1; }
+        # shellcheck disable=SC2046
+        KEEP_CHECKPOINTS=$keep run "$OUT/$task-$m-s$seed" $(task_args "$task") $(method_args "$task" "$m") \
+          --set learning-rate="$lr" --set seed="$seed"
+        # shellcheck disable=SC2046
+        [ $as_twin = 0 ] || twin "$task-$m-s$seed" "$seed" $(method_args code "$m") --set learning-rate="$lr" --set seed="$seed"
       done
     done
   done
