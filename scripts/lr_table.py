@@ -8,7 +8,8 @@ stdin: "TASK METHOD CHOSEN NEXT" lines, as `compare.sh rates` prints them. RUNS_
 kept runs lr-<task>-<method>-<lr>/ (config.yaml, metrics.jsonl, DONE — or FAILED for a run that
 diverged). One row per run, in the order of stdin and then of the rate: steps, training model
 FLOPs, validation CE and held-out raw feature matching at step 0 and at the end, RLVR's mean
-reward over its last RLVR_TAIL steps, the wall time, and the score the choice used (the column
+reward over its last RLVR_TAIL steps, the wall time (a twin's — a run holding TWIN — is that of
+its evaluation, and the row names the run it was trained as), and the score the choice used (the column
 marked *) with the chosen rate in bold.
 """
 import json
@@ -89,9 +90,12 @@ def main():
                 f += " *"
             else:
                 rw += " *"
+            wall = open(os.path.join(d, "DONE")).read().strip()
+            twin = os.path.join(d, "TWIN")
+            if os.path.isfile(twin):  # code's RLVR row: another run's weights, only evaluated here
+                wall += " (evaluation only; %s)" % open(twin).read().split(" (")[0].strip()
             print("| %s | %s | %s | %d | %.3e | %s | %s | %s | %s |" % (
-                task, method, shown, tr[-1]["step"], tr[-1]["flops_total"], ce, f, rw,
-                open(os.path.join(d, "DONE")).read().strip()))
+                task, method, shown, tr[-1]["step"], tr[-1]["flops_total"], ce, f, rw, wall))
 
 
 if __name__ == "__main__":

@@ -66,6 +66,9 @@ final class CompareRatesScriptTests: XCTestCase {
         try run("lr-t1-rlvr-1e-5", rewards: Array(repeating: 0, count: 5) + (0..<10).map { $0 % 2 == 0 ? 0.4 : 0.6 })
         try run("lr-t1-rlvr-3e-5", rewards: Array(repeating: 0.48, count: 12))
         try run("lr-t1-rlvr-1e-4", rewards: Array(repeating: 0.2, count: 12))
+        // …whose 1e-4 row is a twin: another run's weights, evaluated only (its wall time says so).
+        try "trained as lr-t0-rlvr-1e-4 (the same questions and budget), evaluated on t1\n".write(
+            to: root.appendingPathComponent("runs/lr-t1-rlvr-1e-4/TWIN"), atomically: true, encoding: .utf8)
         // t2 EBFT: the best is the top of the grid, 1e-4, but 3e-4 diverged: nothing more to try.
         try run("lr-t2-ebft-1e-5", fm: 0.50, fmSE: 0.001)
         try run("lr-t2-ebft-3e-5", fm: 0.60, fmSE: 0.001)
@@ -87,6 +90,10 @@ final class CompareRatesScriptTests: XCTestCase {
         XCTAssertTrue(table.contains { $0.hasPrefix("| t1 | rlvr | 1e-5 | 15 |") && $0.contains("| 0.5000 ± 0.0333 * |") },
                       table.joined(separator: "\n"))
         XCTAssertTrue(table.contains { $0.hasPrefix("| t2 | ebft | 3e-4 | diverged |") }, table.joined(separator: "\n"))
+        XCTAssertTrue(table.contains { $0.hasPrefix("| t1 | rlvr | 1e-4 | 12 |")
+            && $0.hasSuffix("| 1 s (evaluation only; trained as lr-t0-rlvr-1e-4) |") }, table.joined(separator: "\n"))
+        XCTAssertTrue(table.contains { $0.hasPrefix("| t1 | rlvr | 1e-5 |") && $0.hasSuffix("| 1 s |") },
+                      table.joined(separator: "\n"))
         XCTAssertTrue(table.contains { $0.hasPrefix("| t1 | ebft | **1e-4** | 2 |") && $0.contains("0.5900 ± 0.0100 *") },
                       table.joined(separator: "\n"))
     }
