@@ -388,7 +388,10 @@ public enum Report {
             }
             var row = [cell(r.label), r.isBase ? "\(dash) (base model)" : cell(r.method)]
             if showSeeds { row.append("\(g.count)") }
-            row += ["\(g.map { $0.train.map(\.step).max() ?? 0 }.max() ?? 0)",
+            // Seeds stopped by a FLOP budget may differ: "25–26".
+            let stepCounts = g.map { $0.train.map(\.step).max() ?? 0 }
+            let (lo, hi) = (stepCounts.min() ?? 0, stepCounts.max() ?? 0)
+            row += [lo == hi ? "\(hi)" : "\(lo)–\(hi)",
                     finalCell(\.eval, "eval_ce", 4), finalCell(\.eval, "eval_feature_matching_loss", 4)]
             if showRaw {
                 row.append(finalCell(\.eval, raw, 4))
@@ -444,8 +447,11 @@ public enum Report {
         return out
     }
 
-    /// A group's mean curve of `key` at the steps where every run has a finite value, with
-    /// the standard error over the runs at each step (nil for a single run).
+    /// A group's mean curve of `key` at the steps where every run has a value, with the
+    /// standard error over the runs at each step (nil for a single run). Runs that stop at
+    /// different steps (a FLOP budget: RLVR's step count depends on its completions) share no
+    /// final step; when every run has a value after the last common step, their last values
+    /// are one more point, at the runs' mean last step — the table's "final" value.
     static func meanCurve(_ g: [RunLog], _ records: (RunLog) -> [RunRecord], _ key: String)
         -> [(x: Double, y: Double, se: Double?)] {
         let perRun: [[Int: Double]] = g.map { r in
@@ -456,10 +462,17 @@ public enum Report {
             return records(g[0]).compactMap { r in r.numbers[key].map { (x: Double(r.step), y: $0, se: nil) } }
         }
         let steps = perRun.dropFirst().reduce(Set(perRun[0].keys)) { $0.intersection($1.keys) }.sorted()
-        return steps.map { s in
+        var curve = steps.map { s in
             let v = perRun.map { $0[s]! }
-            return (x: Double(s), y: v.reduce(0, +) / Double(v.count), se: standardError(v))
+            return (x: Double(s), y: v.reduce(0, +) / Double(v.count), se: standardError(v) as Double?)
         }
+        let lastSteps = perRun.compactMap { $0.keys.max() }
+        if lastSteps.count == perRun.count, lastSteps.allSatisfy({ $0 > steps.last ?? Int.min }) {
+            let v = zip(perRun, lastSteps).map { $0[$1]! }
+            curve.append((x: Double(lastSteps.reduce(0, +)) / Double(lastSteps.count),
+                          y: v.reduce(0, +) / Double(v.count), se: standardError(v)))
+        }
+        return curve
     }
 
     // MARK: plots

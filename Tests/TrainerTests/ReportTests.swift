@@ -438,6 +438,42 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(Report.groups(given).map(\.count), [2, 2])
     }
 
+    /// Seeds stopped by a FLOP budget end at different steps (RLVR: 26, 25, 26). Their final
+    /// evaluations share no step, yet the group is still a curve with a band ending in their
+    /// final values (at the mean last step), not a dashed line at its step-0 value, and the
+    /// table gives the range of steps.
+    func testSeedsEndingAtDifferentStepsKeepTheirFinalPoint() throws {
+        var dirs: [String] = []
+        let finals = [(26, 1.31), (25, 1.27), (26, 1.35)]
+        for (i, (last, ce)) in finals.enumerated() {
+            dirs.append(try makeRun("rlvr-s\(i + 1)", task: "code", method: "rlvr", steps: 1000, lines:
+                [eval(0, ce: 1.25, fm: 0.5, time: 2)] + train(1...last, method: "rlvr", time: { _ in 1 }, reward: true)
+                + [eval(last, ce: ce, fm: 0.5, time: 2)], seed: i + 1))
+        }
+        let runs = try loadRuns(dirs)
+        XCTAssertEqual(Report.groups(runs).map(\.count), [3])
+        let g = Report.groups(runs)[0]
+        // Validation CE: step 0 (1.25 ± 0), then the finals 1.31, 1.27, 1.35 — mean 1.31,
+        // sd 0.04, SE 0.04/√3 — at the mean last step 77/3.
+        let ce = Report.meanCurve(g, { $0.eval }, "eval_ce")
+        guard ce.count == 2 else { return XCTFail("\(ce)") }
+        XCTAssertEqual(ce[1].x, 77.0 / 3.0, accuracy: 1e-12)
+        XCTAssertEqual(ce[1].y, 1.31, accuracy: 1e-12)
+        XCTAssertEqual(ce[1].se!, 0.04 / 3.0.squareRoot(), accuracy: 1e-12)
+        // Training curves keep the common steps 1…25: seed 2 has nothing after step 25, so no
+        // extra point (the other seeds' step 26 is left out).
+        XCTAssertEqual(Report.meanCurve(g, { $0.train }, "reward").map(\.x), (1...25).map(Double.init))
+
+        let out = root + "/budget"
+        let md = try Report.write(runs: runs, to: out)
+        let c = try svg(out, "code-val-ce.svg")
+        XCTAssertEqual(c.series(), ["rlvr (3 seeds)": 2])
+        XCTAssertTrue(c.baselines.isEmpty, "\(c.baselines)")
+        let rows = tableRows(md, task: "code")
+        XCTAssertTrue(rows.contains { $0.hasPrefix("| rlvr | rlvr | 3 | 25–26 | 1.3100 ± 0.0231 |") },
+                      rows.joined(separator: "\n"))
+    }
+
     func testNiceTicks() {
         XCTAssertEqual(SVGPlot.niceStep(0.23), 0.25)
         XCTAssertEqual(SVGPlot.niceStep(3), 5)
